@@ -1,0 +1,212 @@
+// jailpool: the command-line front end. Thin: parses arguments (CLI11), builds a JobSpec and
+// hands it to the library.
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include "common/error.h"
+#include "common/units.h"
+#include "config/profile.h"
+#include "isolate/cgroup.h"
+#include "isolate/features.h"
+#include "sched/executor.h"
+
+namespace {
+
+using namespace jailpool;
+
+constexpr int kExitJailpoolFailed = 125;
+constexpr int kExitTimeLimit = 124;
+
+sched::Executor* g_executor = nullptr;
+
+void on_signal(int) {
+  if (g_executor) g_executor->stop(true);
+}
+
+std::string default_cgroup_parent() {
+  const char* env = std::getenv("JAILPOOL_CGROUP_PARENT");
+  return env && *env ? env : "jailpool";
+}
+
+std::string human_bytes(uint64_t b) {
+  if (b >= (1ull << 30)) return fmt::format("{:.1f} GiB", b / double(1ull << 30));
+  if (b >= (1ull << 20)) return fmt::format("{:.1f} MiB", b / double(1ull << 20));
+  if (b >= (1ull << 10)) return fmt::format("{:.1f} KiB", b / double(1ull << 10));
+  return fmt::format("{} B", b);
+}
+
+int exit_status_for(const JobResult& r) {
+  switch (r.status()) {
+    case OK: return 0;
+    case NONZERO_EXIT: return r.exit_code();
+    case TIME_LIMIT_EXCEEDED:
+    case WALL_TIME_LIMIT_EXCEEDED: return kExitTimeLimit;
+    case SETUP_ERROR:
+    case INTERNAL_ERROR:
+    case STATUS_UNSPECIFIED: return kExitJailpoolFailed;
+    default: return r.signal() != 0 ? 128 + r.signal() : 128 + SIGKILL;
+  }
+}
+
+struct RunOptions {
+  std::string profile_path;
+  std::string cpu_time, wall_time, memory, output_limit;
+  std::optional<uint32_t> pids;
+  std::string stdin_path, stdout_path, stderr_path;
+  std::vector<std::string> binds, env;
+  std::string cwd;
+  bool json = false;
+  std::string cgroup_parent = default_cgroup_parent();
+  std::vector<std::string> command;
+};
+
+int cmd_run(const RunOptions& o) {
+  Profile profile = o.profile_path.empty() ? default_profile() : load_profile_file(o.profile_path);
+  JobSpec spec;
+  spec.set_id("run");
+  for (const auto& a : o.command) spec.add_argv(a);
+  for (const auto& e : o.env) spec.add_env(e);
+  spec.set_cwd(o.cwd);
+  for (const auto& b : o.binds) *spec.add_bind() = parse_bind_flag(b);
+  Limits* limits = spec.mutable_limits();
+  if (!o.cpu_time.empty()) limits->set_cpu_time_ms((parse_duration_us(o.cpu_time, "--cpu-time") + 999) / 1000);
+  if (!o.wall_time.empty()) limits->set_wall_time_ms((parse_duration_us(o.wall_time, "--wall-time") + 999) / 1000);
+  if (!o.memory.empty()) limits->set_memory_bytes(parse_size_bytes(o.memory, "--memory"));
+  if (!o.output_limit.empty()) limits->set_output_bytes(parse_size_bytes(o.output_limit, "--output-limit"));
+  if (o.pids) limits->set_pids(*o.pids);
+  if (!o.stdin_path.empty()) {
+    spec.mutable_stdin()->set_path(o.stdin_path);
+  } else {
+    spec.mutable_stdin()->set_inherit(true);
+  }
+  auto set_out = [&](Stream* s, const std::string& path) {
+    if (!path.empty()) {
+      s->set_path(path);
+    } else if (o.json) {
+      s->set_capture(true);
+    } else {
+      s->set_inherit(true);
+    }
+  };
+  set_out(spec.mutable_stdout(), o.stdout_path);
+  set_out(spec.mutable_stderr(), o.stderr_path);
+  validate_job(spec);
+
+  sched::ExecutorOptions options;
+  options.cgroup_parent = o.cgroup_parent;
+  sched::Executor executor(options);
+  g_executor = &executor;
+  JobResult r = executor.run_one(spec, profile);
+  g_executor = nullptr;
+  if (o.json) {
+    std::cout << result_to_json(r) << std::endl;
+  } else {
+    std::string summary = fmt::format("jailpool: {}", Status_Name(r.status()));
+    if (r.status() == NONZERO_EXIT) summary += fmt::format(" (exit {})", r.exit_code());
+    if (!r.message().empty() && r.status() != NONZERO_EXIT) summary += ": " + r.message();
+    if (r.status() != SETUP_ERROR) {
+      summary += fmt::format(" | cpu {:.1f} ms, wall {:.1f} ms, memory {}", r.cpu_time_us() / 1000.0,
+                             r.wall_time_us() / 1000.0, human_bytes(r.memory_peak_bytes()));
+    }
+    fmt::print(stderr, "{}\n", summary);
+  }
+  return exit_status_for(r);
+}
+
+int cmd_check(const std::string& cgroup_parent) {
+  utsname u{};
+  uname(&u);
+  fmt::print("kernel: {} {}\n", u.release, u.machine);
+  std::unique_ptr<isolate::CgroupSystem> cgroups;
+  bool ok = true;
+  try {
+    cgroups = isolate::CgroupSystem::detect(cgroup_parent);
+    const auto& info = cgroups->info();
+    fmt::print("cgroup mode: {}\n", isolate::to_string(info.mode));
+    if (!info.v2_mount.empty()) {
+      fmt::print("cgroup v2: {} (controllers for jailpool: {})\n", info.v2_mount,
+                 info.v2_controllers.empty() ? std::string("none") : fmt::format("{}", fmt::join(info.v2_controllers, " ")));
+    }
+    for (const auto& [controller, mount] : info.v1_mounts) fmt::print("cgroup v1: {} at {}\n", controller, mount);
+    fmt::print("cpu accounting: {}\nmemory: {}\npids: {}\n", info.cpu_source, info.memory_source, info.pids_source);
+    for (const auto& dir : cgroups->parent_dirs()) fmt::print("jailpool parent cgroup: {}\n", dir);
+    if (info.memory_source == "none") {
+      ok = false;
+      fmt::print("MISSING (required): a memory controller (v1 or v2)\n");
+    }
+  } catch (const Error& e) {
+    ok = false;
+    fmt::print("cgroups: MISSING (required): {}\n", e.what());
+  }
+  for (const auto& f : isolate::probe_features(cgroups.get())) {
+    fmt::print("{:<22} {:<8} {:<9} {}\n", f.name, f.present ? "yes" : "no", f.required ? "required" : "optional", f.detail);
+    if (f.required && !f.present) ok = false;
+  }
+  if (cgroups) cgroups->remove_parent_if_empty();
+  fmt::print("{}\n", ok ? "jailpool can run here" : "jailpool cannot run here");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"jailpool: a batch sandbox executor"};
+  app.require_subcommand(1);
+  RunOptions run;
+  auto* run_cmd = app.add_subcommand("run", "run one program in a fresh jail with limits and accounting");
+  run_cmd->add_option("--profile", run.profile_path, "sandbox profile (protobuf text); default: built in");
+  run_cmd->add_option("--cpu-time", run.cpu_time, "CPU time limit of the whole tree, e.g. 250ms, 1.5s");
+  run_cmd->add_option("--wall-time", run.wall_time, "wall time limit, e.g. 2s");
+  run_cmd->add_option("--memory", run.memory, "memory limit, e.g. 64M, 64MiB, 1G");
+  run_cmd->add_option("--pids", run.pids, "process/thread limit");
+  run_cmd->add_option("--output-limit", run.output_limit, "limit of each output stream and file");
+  run_cmd->add_option("--stdin", run.stdin_path, "host file for the job's stdin (default: jailpool's stdin)");
+  run_cmd->add_option("--stdout", run.stdout_path, "host file for the job's stdout");
+  run_cmd->add_option("--stderr", run.stderr_path, "host file for the job's stderr");
+  run_cmd->add_option("--bind", run.binds, "extra bind SRC[:DST[:rw]] (read-only unless :rw)");
+  run_cmd->add_option("--env", run.env, "extra environment K=V");
+  run_cmd->add_option("--cwd", run.cwd, "working directory inside the jail");
+  run_cmd->add_flag("--json", run.json, "print one JSON result on stdout (the job's output is captured)");
+  run_cmd->add_option("--cgroup-parent", run.cgroup_parent, "parent cgroup name (env JAILPOOL_CGROUP_PARENT)");
+  run_cmd->add_option("command", run.command, "PROGRAM [ARG...]")->required();
+  run_cmd->prefix_command(false);
+
+  std::string check_parent = default_cgroup_parent();
+  auto* check_cmd = app.add_subcommand("check", "report the cgroup mode and kernel features found here");
+  check_cmd->add_option("--cgroup-parent", check_parent, "parent cgroup name");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitJailpoolFailed;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  try {
+    if (*run_cmd) return cmd_run(run);
+    if (*check_cmd) return cmd_check(check_parent);
+  } catch (const Error& e) {
+    fmt::print(stderr, "jailpool: {}\n", e.what());
+    return kExitJailpoolFailed;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "jailpool: internal error: {}\n", e.what());
+    return kExitJailpoolFailed;
+  }
+  return kExitJailpoolFailed;
+}

@@ -1,0 +1,152 @@
+// cgroups: one backend interface over cgroup v1, v2 and hybrid hierarchies.
+//
+// CgroupSystem is detected once at start-up. It owns jailpool's parent cgroup(s), one per
+// hierarchy used, and creates a fresh JobCgroup per job (counters start at zero, so results
+// never carry a previous job's peak or page cache; see kernel.md: reuse cannot be reset).
+//
+// Which hierarchy serves what, in order of preference:
+//   placement + kill + CPU accounting : v2 (cpu.stat usage_usec needs no controller), else v1
+//                                       cpuacct
+//   memory limit/peak/OOM             : v2 memory controller if enabled there, else v1 memory
+//   pids limit/peak                   : v2 pids controller if enabled there, else v1 pids
+// On this machine (hybrid) that is: v2 for placement, CPU and kill; v1 for memory and pids.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/unique_fd.h"
+
+namespace jailpool::isolate {
+
+enum class CgroupMode { kV1, kV2, kHybrid };
+const char* to_string(CgroupMode mode);
+
+enum class MemoryPeakSource { kNone, kV2MemoryPeak, kV1MaxUsage };
+
+struct CgroupLimits {
+  std::optional<uint64_t> memory_bytes;  // memory.max / memory.limit_in_bytes; swap off
+  std::optional<uint64_t> pids;          // pids.max
+};
+
+struct CgroupStats {
+  uint64_t cpu_usec = 0;       // user+sys of every task that was ever in the cgroup
+  uint64_t cpu_user_usec = 0;  // tick-sampled split (kernel)
+  uint64_t cpu_sys_usec = 0;
+  std::optional<uint64_t> memory_peak_bytes;
+  MemoryPeakSource memory_peak_source = MemoryPeakSource::kNone;
+  uint64_t oom_kills = 0;  // memory.events oom_kill (v2) or memory.oom_control oom_kill (v1)
+  bool memory_limit_hit = false;  // memory.events max > 0 (v2) or failcnt > 0 (v1)
+  std::optional<uint64_t> pids_peak;
+  bool pids_limit_hit = false;  // pids.events max > 0
+};
+
+// Facts found at detection time, printed by `jailpool check`.
+struct CgroupInfo {
+  CgroupMode mode;
+  std::string v2_mount;                 // "" when there is no cgroup2 mount
+  std::vector<std::string> v2_controllers;  // enabled for jailpool's parent
+  std::vector<std::pair<std::string, std::string>> v1_mounts;  // controller -> mount point
+  std::string cpu_source;     // e.g. "v2 cpu.stat" or "v1 cpuacct"
+  std::string memory_source;  // "v2 memory" / "v1 memory" / "none"
+  std::string pids_source;    // "v2 pids" / "v1 pids" / "none"
+  bool has_cgroup_kill = false;
+  bool has_memory_peak = false;
+  bool has_pids_peak = false;
+};
+
+// One cgroup mount found in /proc/self/mountinfo.
+struct CgroupMount {
+  std::string mount_point;
+  std::string root;  // the mount's root inside its hierarchy ("/" unless bind-mounted/namespaced)
+  bool v2 = false;
+  std::vector<std::string> controllers;  // v1 only: the controllers bound to this hierarchy
+};
+
+// Parses the cgroup and cgroup2 mounts out of mountinfo text (exposed for tests).
+std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo);
+
+// Detection knobs. The defaults are what production uses; the others let tests run the pure-v1
+// and pre-5.14 code paths on a hybrid machine.
+struct CgroupOptions {
+  bool use_v2 = true;           // false: ignore the cgroup2 mount, as on a pure v1 machine
+  bool use_cgroup_kill = true;  // false: kill via cgroup.procs, as on kernels < 5.14
+};
+
+class JobCgroup;
+
+class CgroupSystem {
+ public:
+  // Detects the hierarchies from /proc/self/mountinfo and creates (if missing) jailpool's
+  // parent cgroup named `parent` (a relative path, e.g. "jailpool" or "jailpool-test-1234")
+  // directly below the root of each hierarchy used. Never touches any other cgroup.
+  // On v2 it enables the memory and pids controllers in the parent's subtree_control when
+  // the parent's parent offers them (writing the root's subtree_control only when the root has
+  // the controller but does not pass it down yet; "+cpu" only when already offered). `parent`
+  // must be a single path component. Throws Error when jailpool cannot work here, after
+  // removing the parent directories this call created.
+  static std::unique_ptr<CgroupSystem> detect(const std::string& parent,
+                                              const CgroupOptions& options = {});
+
+  virtual ~CgroupSystem() = default;
+  virtual const CgroupInfo& info() const = 0;
+
+  // Creates a fresh cgroup `name` (a single path component) below the parent in each hierarchy
+  // used, writes the limits, and opens the control files it will need. An existing directory
+  // of that name is an error (EEXIST), never reused. A limit with no controller to enforce it
+  // is an error. Throws Error (naming the file) on failure, after removing whatever it had
+  // created.
+  virtual std::unique_ptr<JobCgroup> create(const std::string& name,
+                                            const CgroupLimits& limits) = 0;
+
+  // Removes the parent directories if they are empty (EBUSY/ENOTEMPTY are not errors).
+  virtual void remove_parent_if_empty() = 0;
+
+  // Every parent directory (absolute paths), for leftover checks and reclaiming.
+  virtual std::vector<std::string> parent_dirs() const = 0;
+};
+
+// One job's cgroup in every hierarchy used. The destructor kills what is left in it and
+// removes the directories (retrying EBUSY briefly); use release_dirs() to hand removal to
+// an asynchronous teardown instead.
+class JobCgroup {
+ public:
+  virtual ~JobCgroup() = default;
+
+  // O_PATH|O_DIRECTORY fd of the v2 cgroup for clone3(CLONE_INTO_CGROUP), or -1 when the
+  // job cannot be placed that way (pure v1).
+  virtual int v2_dir_fd() const = 0;
+
+  // Open (O_WRONLY|O_CLOEXEC) cgroup.procs fds the job's first process writes "0" into
+  // before exec: the v1 hierarchies, plus the v2 one when `include_v2` (used when
+  // CLONE_INTO_CGROUP is unavailable).
+  virtual std::vector<int> attach_fds(bool include_v2) const = 0;
+
+  virtual CgroupStats read_stats() const = 0;
+
+  // The current CPU usage only (one pread), for limit enforcement.
+  virtual uint64_t read_cpu_usec() const = 0;
+
+  // Kills every process in the cgroup. With cgroup.kill (>= 5.14) it does not wait. Without
+  // it, SIGKILLs each pid listed in cgroup.procs (checked against /proc/<pid>/cgroup through a
+  // pidfd, so a recycled pid is never hit) and re-reads until the list is empty, for at most
+  // ~100 ms. Never spawn into the job with CLONE_INTO_CGROUP after this (6.18 kill_seq bug,
+  // kernel.md trap 1): create a new JobCgroup instead.
+  virtual void kill_all() = 0;
+
+  // True while any process is in the cgroup.
+  virtual bool populated() const = 0;
+
+  // Closes the control fds and returns the directories (deepest first) for the caller to
+  // rmdir; afterwards the destructor removes nothing.
+  virtual std::vector<std::string> release_dirs() = 0;
+};
+
+}  // namespace jailpool::isolate

@@ -1,0 +1,65 @@
+#include "isolate/features.h"
+
+#include <linux/io_uring.h>
+#include <liburing.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/core.h>
+
+#include "isolate/cgroup.h"
+#include "isolate/clone.h"
+
+namespace jailpool::isolate {
+namespace {
+
+// Not in Debian 12's headers (linux-libc-dev 6.1); upstream value (6.7+).
+constexpr int kIoringOpWaitid = 50;
+
+bool syscall_exists(long nr, long a = -1, long b = 0) {
+  long rc = syscall(nr, a, b, 0, 0, 0);
+  return !(rc < 0 && errno == ENOSYS);
+}
+
+}  // namespace
+
+std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
+  std::vector<Feature> out;
+  auto add = [&](std::string name, bool required, bool present, std::string detail) {
+    out.push_back({std::move(name), required, present, std::move(detail)});
+  };
+  bool clone3 = clone3_available();
+  add("clone3", false, clone3, clone3 ? "jobs start with clone3(CLONE_VM|CLONE_VFORK)" : "fallback: clone(2)");
+  const CgroupInfo* info = cgroups ? &cgroups->info() : nullptr;
+  bool v2 = info && !info->v2_mount.empty();
+  add("CLONE_INTO_CGROUP", false, clone3 && v2,
+      clone3 && v2 ? "jobs are born in their v2 cgroup" : "fallback: the job writes its pid to cgroup.procs");
+  add("pidfd", true, syscall_exists(SYS_pidfd_open, getpid(), 0), "job exit notification (5.3+)");
+  add("close_range", true, syscall_exists(SYS_close_range, ~0U, ~0U), "only fds 0-2 reach the job (5.9+)");
+  add("seccomp filter", true, prctl(PR_GET_SECCOMP) >= 0, "default deny-list");
+  add("cgroup.kill", false, info && info->has_cgroup_kill, "fallback: SIGKILL to the jail's pid-namespace init");
+  add("memory.peak", false, info && info->has_memory_peak,
+      info && info->memory_source.rfind("v1", 0) == 0 ? "v1 memory.max_usage_in_bytes used instead"
+                                                      : "fallback: ru_maxrss");
+  add("pids.peak", false, info && info->has_pids_peak, "reported as pids_peak when present");
+
+  io_uring_probe* probe = io_uring_get_probe();
+  bool uring = probe != nullptr;
+  add("io_uring", false, uring, uring ? "event loop and async teardown" : "fallback: poll(2) loop");
+  auto op = [&](const char* name, int opcode, const char* detail) {
+    bool ok = probe != nullptr && opcode <= probe->last_op && io_uring_opcode_supported(probe, opcode);
+    add(fmt::format("io_uring {}", name), false, ok, detail);
+  };
+  op("POLL_ADD", IORING_OP_POLL_ADD, "pidfd and pipe readiness");
+  op("TIMEOUT", IORING_OP_TIMEOUT, "limit timers");
+  op("UNLINKAT", IORING_OP_UNLINKAT, "asynchronous cgroup removal (5.11+)");
+  op("WAITID", kIoringOpWaitid, "reaping in the ring (6.7+); POLL_ADD on the pidfd otherwise");
+  if (probe) io_uring_free_probe(probe);
+  return out;
+}
+
+}  // namespace jailpool::isolate

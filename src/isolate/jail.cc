@@ -1,0 +1,380 @@
+#include "isolate/jail.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/core.h>
+
+#include "common/error.h"
+#include "isolate/cgroup.h"
+#include "isolate/clone.h"
+#include "isolate/seccomp.h"
+
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+
+namespace jailpool::isolate {
+
+uint64_t monotonic_now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+constexpr size_t kInitStackSize = 256 * 1024;
+constexpr unsigned long kNoSuidDev = MS_NOSUID | MS_NODEV;
+
+using Kind = MountOp::Kind;
+
+std::string join(const char* prefix, const std::string& path) { return prefix + path; }
+
+// Host paths come from the profile or the command line (trusted, resolved in jailpool's own
+// namespace before the jail exists); the job has not run yet and controls none of them.
+struct ResolvedBind {
+  std::string host;  // canonical host path
+  std::string dst;
+  bool is_dir = false;
+  bool is_symlink = false;
+  std::string link_target;
+  bool rw = false;
+  bool noexec = false;
+};
+
+std::optional<ResolvedBind> resolve_bind(const Bind& bind, const std::string& field) {
+  ResolvedBind out;
+  out.dst = bind.dst().empty() ? bind.src() : bind.dst();
+  out.rw = bind.rw();
+  out.noexec = bind.noexec();
+  struct stat st;
+  if (lstat(bind.src().c_str(), &st) < 0) {
+    if (errno == ENOENT && bind.optional()) return std::nullopt;
+    throw ConfigError(field, fmt::format("{}: {}", bind.src(), std::strerror(errno)));
+  }
+  if (S_ISLNK(st.st_mode)) {
+    // A host symlink (merged /usr: /bin -> usr/bin) is recreated as the same symlink.
+    char target[PATH_MAX];
+    ssize_t n = readlink(bind.src().c_str(), target, sizeof target - 1);
+    if (n < 0) throw ConfigError(field, fmt::format("readlink {}: {}", bind.src(), std::strerror(errno)));
+    out.is_symlink = true;
+    out.link_target.assign(target, static_cast<size_t>(n));
+    return out;
+  }
+  char real[PATH_MAX];
+  if (realpath(bind.src().c_str(), real) == nullptr) {
+    throw ConfigError(field, fmt::format("{}: {}", bind.src(), std::strerror(errno)));
+  }
+  out.host = real;
+  out.is_dir = S_ISDIR(st.st_mode);
+  return out;
+}
+
+std::string tmpfs_options(uint64_t size, uint64_t inodes, uint32_t mode,
+                          std::optional<std::pair<uint32_t, uint32_t>> owner) {
+  std::string s = fmt::format("size={},nr_inodes={},mode={:o}", size, inodes, mode);
+  if (owner) s += fmt::format(",uid={},gid={}", owner->first, owner->second);
+  return s;
+}
+
+void build_mounts(LaunchPlan& plan, const JailConfig& config) {
+  const Profile& profile = *config.profile;
+  const uint32_t uid = plan.uid, gid = plan.gid;
+  auto op = [&](Kind kind, std::string path, std::string src = {}, unsigned long flags = 0,
+                std::string data = {}) {
+    MountOp m{kind, flags};
+    m.path = plan.keep(std::move(path));
+    if (!src.empty()) m.src = plan.keep(std::move(src));
+    if (!data.empty()) m.data = plan.keep(std::move(data));
+    return m;
+  };
+  auto& t = plan.template_ops;
+  auto& j = plan.job_ops;
+  t.push_back(op(Kind::kTmpfs, "/newroot", {}, kNoSuidDev, "size=1m,nr_inodes=4096,mode=755"));
+
+  std::vector<MountOp> remounts;
+  auto add_bind = [&](const ResolvedBind& b) {
+    std::string inside = join("/newroot", b.dst);
+    if (b.is_symlink) {
+      t.push_back(op(Kind::kSymlink, inside, b.link_target));
+      return;
+    }
+    t.push_back(op(b.is_dir ? Kind::kMkdir : Kind::kTouch, inside));
+    t.push_back(op(Kind::kBind, inside, join("/oldroot", b.host)));
+    unsigned long flags = kNoSuidDev | (b.rw ? 0 : MS_RDONLY) | (b.noexec ? MS_NOEXEC : 0);
+    remounts.push_back(op(Kind::kRemount, inside, {}, flags));
+  };
+  for (int i = 0; i < profile.bind_size(); ++i) {
+    if (auto b = resolve_bind(profile.bind(i), fmt::format("bind[{}].src", i))) add_bind(*b);
+  }
+  for (size_t i = 0; i < config.extra_binds.size(); ++i) {
+    if (auto b = resolve_bind(config.extra_binds[i], fmt::format("job bind[{}].src", i))) {
+      add_bind(*b);
+    }
+  }
+
+  // /dev: a small tmpfs with the harmless devices bound from the host.
+  t.push_back(op(Kind::kMkdir, "/newroot/dev"));
+  t.push_back(op(Kind::kTmpfs, "/newroot/dev", {}, MS_NOSUID | MS_NOEXEC,
+                 "size=64k,nr_inodes=64,mode=755"));
+  for (const char* dev : {"null", "zero", "full", "random", "urandom"}) {
+    std::string inside = fmt::format("/newroot/dev/{}", dev);
+    t.push_back(op(Kind::kTouch, inside));
+    t.push_back(op(Kind::kBind, inside, fmt::format("/oldroot/dev/{}", dev)));
+    remounts.push_back(op(Kind::kRemount, inside, {}, MS_NOSUID | MS_NOEXEC));
+  }
+  t.push_back(op(Kind::kSymlink, "/newroot/dev/fd", "/proc/self/fd"));
+  t.push_back(op(Kind::kSymlink, "/newroot/dev/stdin", "/proc/self/fd/0"));
+  t.push_back(op(Kind::kSymlink, "/newroot/dev/stdout", "/proc/self/fd/1"));
+  t.push_back(op(Kind::kSymlink, "/newroot/dev/stderr", "/proc/self/fd/2"));
+  if (profile.dev_shm()) t.push_back(op(Kind::kMkdir, "/newroot/dev/shm"));
+  remounts.push_back(op(Kind::kRemount, "/newroot/dev", {}, MS_RDONLY | MS_NOSUID | MS_NOEXEC));
+
+  // Mount points of the per-job filesystems, then the profile's symlinks.
+  t.push_back(op(Kind::kMkdir, "/newroot/proc"));
+  for (const Tmpfs& fs : profile.tmpfs()) t.push_back(op(Kind::kMkdir, join("/newroot", fs.dst())));
+  if (!profile.cwd().empty()) t.push_back(op(Kind::kMkdir, join("/newroot", profile.cwd())));
+  for (const Symlink& link : profile.symlink()) {
+    t.push_back(op(Kind::kSymlink, join("/newroot", link.link()), link.target()));
+  }
+  for (auto& m : remounts) t.push_back(m);
+  t.push_back(op(Kind::kRemount, "/newroot", {}, MS_RDONLY | kNoSuidDev));
+
+  // Per job (inside the jail): fresh writable filesystems and /proc.
+  for (const Tmpfs& fs : profile.tmpfs()) {
+    uint64_t size = fs.size_bytes() ? fs.size_bytes() : 64ull << 20;
+    uint64_t inodes = fs.nr_inodes() ? fs.nr_inodes() : 16384;
+    uint32_t mode = fs.mode() ? fs.mode() : 01777;
+    std::optional<std::pair<uint32_t, uint32_t>> owner;
+    if (fs.job_owned()) owner = std::make_pair(uid, gid);
+    j.push_back(op(Kind::kTmpfs, fs.dst(), {}, kNoSuidDev | (fs.noexec() ? MS_NOEXEC : 0),
+                   tmpfs_options(size, inodes, mode, owner)));
+  }
+  if (!profile.cwd().empty()) {
+    uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : 256ull << 20;
+    j.push_back(op(Kind::kTmpfs, profile.cwd(), {}, kNoSuidDev,
+                   tmpfs_options(size, 65536, 0755, std::make_pair(uid, gid))));
+  }
+  if (profile.dev_shm()) {
+    j.push_back(op(Kind::kTmpfs, "/dev/shm", {}, kNoSuidDev | MS_NOEXEC,
+                   "size=67108864,nr_inodes=4096,mode=1777"));
+  }
+  j.push_back(op(Kind::kProc, "/proc", {}, kNoSuidDev | MS_NOEXEC));
+}
+
+std::string env_value(const std::vector<std::string>& env, std::string_view key) {
+  for (const auto& kv : env) {
+    if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=') {
+      return kv.substr(key.size() + 1);
+    }
+  }
+  return {};
+}
+
+std::string describe_op(const MountOp& op) {
+  auto strip = [](const char* p) -> std::string {
+    if (p == nullptr) return {};
+    std::string s = p;
+    for (const char* prefix : {"/newroot", "/oldroot"}) {
+      size_t n = std::strlen(prefix);
+      if (s.compare(0, n, prefix) == 0) s = s.size() == n ? "/" : s.substr(n);
+    }
+    return s;
+  };
+  switch (op.kind) {
+    case Kind::kMkdir: return fmt::format("mkdir {}", strip(op.path));
+    case Kind::kTouch: return fmt::format("create mount point {}", strip(op.path));
+    case Kind::kBind: return fmt::format("bind {} on {}", strip(op.src), strip(op.path));
+    case Kind::kTmpfs: return fmt::format("mount tmpfs on {}", strip(op.path));
+    case Kind::kProc: return fmt::format("mount proc on {}", strip(op.path));
+    case Kind::kSymlink: return fmt::format("symlink {} -> {}", strip(op.path), op.src);
+    case Kind::kRemount: return fmt::format("remount {}", strip(op.path));
+    case Kind::kMaskFile: return fmt::format("mask {}", strip(op.path));
+  }
+  return "?";
+}
+
+std::string describe_failure(const LaunchPlan& plan) {
+  const LaunchReport& r = plan.report;
+  const char* why = std::strerror(r.err);
+  switch (r.stage) {
+    case LaunchStage::kTemplateMount:
+      if (r.index >= 0 && static_cast<size_t>(r.index) < plan.template_ops.size()) {
+        return fmt::format("{}: {}", describe_op(plan.template_ops[r.index]), why);
+      }
+      break;
+    case LaunchStage::kJobMount:
+      if (r.index >= 0 && static_cast<size_t>(r.index) < plan.job_ops.size()) {
+        return fmt::format("{}: {}", describe_op(plan.job_ops[r.index]), why);
+      }
+      break;
+    case LaunchStage::kExec:
+      return fmt::format("cannot execute {}: {}", plan.argv.empty() || plan.argv[0] == nullptr ? "" : plan.argv[0], why);
+    case LaunchStage::kChdir:
+      return fmt::format("chdir {}: {}", plan.cwd, why);
+    case LaunchStage::kRlimit:
+      return fmt::format("setrlimit (resource {}): {}", r.index, why);
+    default:
+      break;
+  }
+  return fmt::format("{}: {}", describe_stage(r.stage), why);
+}
+
+}  // namespace
+
+std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgroup) {
+  if (config.profile == nullptr) throw Error("jail: no profile");
+  if (config.argv.empty() || config.argv[0].empty()) throw ConfigError("argv", "empty command");
+  std::unique_ptr<Jail> jail(new Jail());
+  jail->plan_ = std::make_unique<LaunchPlan>();
+  LaunchPlan& plan = *jail->plan_;
+  const Profile& profile = *config.profile;
+  plan.uid = profile.has_uid() ? profile.uid() : 65534;
+  plan.gid = profile.has_gid() ? profile.gid() : 65534;
+  build_mounts(plan, config);
+  plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
+
+  // stdio: the jail dups these onto 0, 1, 2; keep them above 2 so the dups cannot clobber
+  // each other.
+  for (int i = 0; i < 3; ++i) {
+    int fd = config.stdio[i];
+    if (fd < 0) throw Error(fmt::format("jail: no fd for stdio {}", i));
+    if (fd < 3) {
+      int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (dup < 0) throw_errno("dup stdio fd");
+      jail->owned_fds_.emplace_back(dup);
+      fd = dup;
+    }
+    plan.stdio[i] = fd;
+    plan.keep_fds.push_back(fd);
+  }
+  bool into_cgroup = cgroup.v2_dir_fd() >= 0 && clone3_available();
+  plan.attach_fds = cgroup.attach_fds(!into_cgroup);
+  if (into_cgroup) plan.into_cgroup_fd = cgroup.v2_dir_fd();
+  for (int fd : plan.attach_fds) plan.keep_fds.push_back(fd);
+  if (plan.into_cgroup_fd >= 0) plan.keep_fds.push_back(plan.into_cgroup_fd);
+  std::sort(plan.keep_fds.begin(), plan.keep_fds.end());
+  plan.keep_fds.erase(std::unique(plan.keep_fds.begin(), plan.keep_fds.end()),
+                      plan.keep_fds.end());
+
+  plan.cwd = plan.keep(!config.cwd.empty() ? config.cwd
+                                           : (profile.cwd().empty() ? "/" : profile.cwd()));
+  plan.rlimits = config.rlimits;
+  if (config.seccomp != nullptr && !config.seccomp->empty()) plan.seccomp = config.seccomp->fprog();
+
+  const std::string& program = config.argv[0];
+  if (program.find('/') != std::string::npos) {
+    plan.exec_paths.push_back(plan.keep(program));
+  } else {
+    std::string path = env_value(config.env, "PATH");
+    if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
+    size_t pos = 0;
+    while (pos <= path.size()) {
+      size_t end = path.find(':', pos);
+      if (end == std::string::npos) end = path.size();
+      std::string dir = path.substr(pos, end - pos);
+      if (dir.empty()) dir = ".";
+      plan.exec_paths.push_back(plan.keep(dir + "/" + program));
+      pos = end + 1;
+    }
+  }
+  for (const auto& a : config.argv) plan.argv.push_back(plan.keep_mutable(a));
+  plan.argv.push_back(nullptr);
+  for (const auto& e : config.env) plan.envp.push_back(plan.keep_mutable(e));
+  plan.envp.push_back(nullptr);
+  plan.freeze();
+
+  jail->stack_size_ = kInitStackSize;
+  jail->stack_ = mmap(nullptr, kInitStackSize, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (jail->stack_ == MAP_FAILED) {
+    jail->stack_ = nullptr;
+    throw_errno("mmap jail stack");
+  }
+  CloneRequest request;
+  request.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+                  CLONE_PIDFD;
+  // Handlers of jailpool must not run in init (5.5+; clone(2) fallback copies them instead,
+  // harmlessly: init is a pid-namespace init and gets only SIGKILL from outside).
+  if (clone3_available()) request.flags |= CLONE_CLEAR_SIGHAND;
+  request.stack = jail->stack_;
+  request.stack_size = jail->stack_size_;
+  request.fn = jail_init_main;
+  request.arg = &plan;
+  int pidfd = -1;
+  jail->start_ns_ = monotonic_now_ns();
+  pid_t pid = clone_vm(request, &pidfd);
+  if (pid < 0) throw SysError(-pid, "clone3 of the jail's init");
+  jail->pid_ = pid;
+  jail->pidfd_.reset(pidfd);
+  return jail;
+}
+
+uint64_t Jail::exec_ns() const {
+  return std::atomic_ref<uint64_t>(plan_->report.exec_ns).load(std::memory_order_relaxed);
+}
+
+void Jail::kill() {
+  if (reaped_) return;
+  if (syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0) < 0 && errno == ENOSYS) {
+    ::kill(pid_, SIGKILL);
+  }
+}
+
+JailOutcome Jail::reap() {
+  JailOutcome out;
+  if (reaped_) throw Error("jail reaped twice");
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno == EINVAL) {  // P_PIDFD is 5.4+
+    do {
+      rc = waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED);
+    } while (rc < 0 && errno == EINTR);
+  }
+  if (rc < 0) throw_errno("waitid for the jail's init");
+  reaped_ = true;
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const LaunchReport& r = plan_->report;
+  out.killed = info.si_code == CLD_KILLED && info.si_status == SIGKILL;
+  out.job_exited = r.job_exited;
+  out.wait_status = r.wait_status;
+  out.rusage = r.rusage;
+  out.exec_ns = r.exec_ns;
+  out.exit_ns = r.exit_ns;
+  if (r.stage != LaunchStage::kNone) {
+    out.setup_failed = true;
+    out.setup_error = describe_failure(*plan_);
+  }
+  return out;
+}
+
+Jail::~Jail() {
+  if (!reaped_ && pid_ > 0) {
+    kill();
+    siginfo_t info;
+    while (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) < 0 && errno == EINTR) {
+    }
+  }
+  if (stack_ != nullptr) munmap(stack_, stack_size_);
+}
+
+}  // namespace jailpool::isolate

@@ -1,0 +1,84 @@
+// A jail: one job's isolated process tree. Built fresh from a profile: new pid, mount, ipc,
+// uts, net and cgroup namespaces; a read-only root assembled from the profile's binds; fresh
+// tmpfs mounts; its own /proc; minimal /dev; loopback only; an unprivileged uid with no
+// capabilities, no_new_privs and the profile's seccomp filter.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "isolate/launch.h"
+#include "jailpool.pb.h"
+
+namespace jailpool::isolate {
+
+class JobCgroup;
+class SeccompProgram;
+
+struct JailConfig {
+  const Profile* profile = nullptr;
+  std::vector<Bind> extra_binds;  // the job's binds, after the profile's
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // K=V, complete
+  std::string cwd;               // inside the jail; "" = the profile's cwd
+  std::vector<LaunchPlan::Rlimit> rlimits;
+  int stdio[3] = {-1, -1, -1};  // host fds (not owned), dup'ed into the jail as 0, 1, 2
+  SeccompProgram* seccomp = nullptr;  // nullptr or empty: no filter
+};
+
+// What became of a jail, read after its init was reaped.
+struct JailOutcome {
+  bool setup_failed = false;
+  std::string setup_error;   // one line, when setup_failed
+  bool job_exited = false;   // the job's first process ended and was reaped by init
+  int wait_status = 0;       // its wait status, when job_exited
+  struct rusage rusage {};   // of the job and the descendants it waited for
+  bool killed = false;       // init died of SIGKILL (jailpool killed the jail)
+  uint64_t exec_ns = 0;      // CLOCK_MONOTONIC of the successful exec (0 if none)
+  uint64_t exit_ns = 0;      // CLOCK_MONOTONIC when the job's first process ended (0 if not)
+};
+
+class Jail {
+ public:
+  // Resolves the plan and starts the jail's init. Host-side problems (a bind source that does
+  // not exist, no memory) throw Error before anything starts; problems inside the new jail are
+  // reported by reap().
+  static std::unique_ptr<Jail> start(const JailConfig& config, const JobCgroup& cgroup);
+  ~Jail();
+  Jail(const Jail&) = delete;
+  Jail& operator=(const Jail&) = delete;
+
+  int pidfd() const { return pidfd_.get(); }
+  pid_t pid() const { return pid_; }
+  uint64_t start_ns() const { return start_ns_; }
+  // CLOCK_MONOTONIC of the job's exec as init saw it; 0 until then (read while running).
+  uint64_t exec_ns() const;
+
+  // Kills the whole jail: SIGKILL to its init ends every process of its pid namespace.
+  void kill();
+
+  // Waits for init (immediately, once its pidfd is readable) and returns the outcome.
+  JailOutcome reap();
+
+ private:
+  Jail() = default;
+  std::unique_ptr<LaunchPlan> plan_;
+  std::vector<UniqueFd> owned_fds_;
+  void* stack_ = nullptr;
+  size_t stack_size_ = 0;
+  UniqueFd pidfd_;
+  pid_t pid_ = -1;
+  uint64_t start_ns_ = 0;
+  bool reaped_ = false;
+};
+
+uint64_t monotonic_now_ns();
+
+}  // namespace jailpool::isolate

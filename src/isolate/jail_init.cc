@@ -1,0 +1,338 @@
+// The code that runs inside a new jail before the program: the jail's init (pid 1) and the
+// job's first process. Both share jailpool's memory (CLONE_VM), so they use raw system calls
+// only and report failures in LaunchPlan::report (see launch.h).
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/sched.h>
+#include <linux/securebits.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <cerrno>
+
+#include "isolate/launch.h"
+#include "isolate/raw_syscall.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+extern "C" long jp_clone3_call(struct clone_args* args, size_t size, int (*fn)(void*), void* arg);
+
+namespace jailpool::isolate {
+
+const char* describe_stage(LaunchStage stage) {
+  switch (stage) {
+    case LaunchStage::kNone: return "none";
+    case LaunchStage::kCloseFds: return "closing inherited fds";
+    case LaunchStage::kPrivateRoot: return "making / private";
+    case LaunchStage::kStaging: return "mounting the staging tmpfs";
+    case LaunchStage::kTemplateMount: return "building the root";
+    case LaunchStage::kPivot: return "pivot_root";
+    case LaunchStage::kJobMount: return "mounting the job's filesystems";
+    case LaunchStage::kHostname: return "sethostname";
+    case LaunchStage::kLoopback: return "bringing up lo";
+    case LaunchStage::kDeathSignal: return "prctl(PR_SET_PDEATHSIG)";
+    case LaunchStage::kCloneJob: return "clone3 of the job";
+    case LaunchStage::kCgroupAttach: return "joining the job's cgroups";
+    case LaunchStage::kStdio: return "setting up stdin/stdout/stderr";
+    case LaunchStage::kSession: return "setsid";
+    case LaunchStage::kChdir: return "chdir to the working directory";
+    case LaunchStage::kRlimit: return "setrlimit";
+    case LaunchStage::kCredentials: return "dropping privileges";
+    case LaunchStage::kNoNewPrivs: return "prctl(PR_SET_NO_NEW_PRIVS)";
+    case LaunchStage::kSeccomp: return "installing the seccomp filter";
+    case LaunchStage::kExec: return "execve";
+  }
+  return "?";
+}
+
+namespace {
+
+using raw::call;
+
+constexpr int kStagingFlags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+[[noreturn]] void fail(LaunchPlan* plan, LaunchStage stage, long err, int index = -1) {
+  plan->report.stage = stage;
+  plan->report.index = index;
+  plan->report.err = static_cast<int>(-err);
+  raw::exit_group(127);
+}
+
+uint64_t monotonic_ns() {
+  struct timespec ts;
+  call(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// mkdir -p without allocation; existing directories are fine.
+long mkdir_p(const char* path, int mode) {
+  char buf[4096];
+  size_t len = raw::strlen(path);
+  if (len >= sizeof buf) return -ENAMETOOLONG;
+  for (size_t i = 0; i <= len; ++i) {
+    buf[i] = path[i];
+    if ((path[i] == '/' && i > 0) || path[i] == '\0') {
+      buf[i] = '\0';
+      long rc = call(SYS_mkdir, buf, mode);
+      if (rc < 0 && rc != -EEXIST) return rc;
+      buf[i] = path[i];
+    }
+  }
+  return 0;
+}
+
+long parent_dirs(const char* path) {
+  char buf[4096];
+  size_t len = raw::strlen(path);
+  if (len >= sizeof buf) return -ENAMETOOLONG;
+  size_t last = 0;
+  for (size_t i = 0; i < len; ++i) {
+    buf[i] = path[i];
+    if (path[i] == '/') last = i;
+  }
+  if (last == 0) return 0;
+  buf[last] = '\0';
+  return mkdir_p(buf, 0755);
+}
+
+long run_op(const MountOp& op) {
+  long rc = 0;
+  switch (op.kind) {
+    case MountOp::Kind::kMkdir:
+      return mkdir_p(op.path, 0755);
+    case MountOp::Kind::kTouch: {
+      if ((rc = parent_dirs(op.path)) < 0) return rc;
+      long fd = call(SYS_openat, AT_FDCWD, op.path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                     0644);
+      if (fd < 0) return fd;
+      call(SYS_close, fd);
+      return 0;
+    }
+    case MountOp::Kind::kBind:
+      return call(SYS_mount, op.src, op.path, nullptr, MS_BIND | MS_REC, nullptr);
+    case MountOp::Kind::kTmpfs:
+      return call(SYS_mount, "tmpfs", op.path, "tmpfs", op.flags, op.data);
+    case MountOp::Kind::kProc:
+      return call(SYS_mount, "proc", op.path, "proc", op.flags, nullptr);
+    case MountOp::Kind::kSymlink:
+      if ((rc = parent_dirs(op.path)) < 0) return rc;
+      return call(SYS_symlinkat, op.src, AT_FDCWD, op.path);
+    case MountOp::Kind::kRemount:
+      return call(SYS_mount, nullptr, op.path, nullptr, MS_REMOUNT | MS_BIND | op.flags, nullptr);
+    case MountOp::Kind::kMaskFile:
+      rc = call(SYS_mount, "/dev/null", op.path, nullptr, MS_BIND, nullptr);
+      return rc == -ENOENT ? 0 : rc;
+  }
+  return -EINVAL;
+}
+
+long loopback_up() {
+  long fd = call(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fd;
+  struct ifreq req {};
+  req.ifr_name[0] = 'l';
+  req.ifr_name[1] = 'o';
+  long rc = call(SYS_ioctl, fd, SIOCGIFFLAGS, &req);
+  if (rc == 0) {
+    req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP | IFF_RUNNING);
+    rc = call(SYS_ioctl, fd, SIOCSIFFLAGS, &req);
+  }
+  call(SYS_close, fd);
+  return rc;
+}
+
+// Closes every fd except plan->keep_fds (sorted ascending).
+long close_other_fds(const LaunchPlan* plan) {
+  unsigned int next = 0;
+  for (int fd : plan->frozen.keep_fds) {
+    if (static_cast<unsigned int>(fd) > next) {
+      long rc = call(SYS_close_range, next, fd - 1, 0);
+      if (rc < 0) return rc;
+    }
+    next = static_cast<unsigned int>(fd) + 1;
+  }
+  return call(SYS_close_range, next, ~0U, 0);
+}
+
+// The job's first process: joins the cgroups, drops everything, execs.
+int job_main(void* arg) {
+  auto* plan = static_cast<LaunchPlan*>(arg);
+  long rc;
+  for (int fd : plan->frozen.attach_fds) {
+    if ((rc = call(SYS_write, fd, "0", 1)) < 0) fail(plan, LaunchStage::kCgroupAttach, rc);
+  }
+  // The job sees its own cgroup as the root of the cgroup tree.
+  if ((rc = call(SYS_unshare, CLONE_NEWCGROUP)) < 0) fail(plan, LaunchStage::kCgroupAttach, rc);
+
+  // Signals: an empty mask, and default actions for what jailpool ignores (exec keeps SIG_IGN).
+  uint64_t empty_mask = 0;
+  call(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, sizeof empty_mask);
+  struct kernel_sigaction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } dfl{};
+  for (int sig = 1; sig < 32; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  }
+
+  for (int i = 0; i < 3; ++i) {
+    if ((rc = call(SYS_dup3, plan->stdio[i], i, 0)) < 0) fail(plan, LaunchStage::kStdio, rc, i);
+  }
+  if ((rc = call(SYS_setsid)) < 0) fail(plan, LaunchStage::kSession, rc);
+  if ((rc = call(SYS_chdir, plan->cwd)) < 0) fail(plan, LaunchStage::kChdir, rc);
+  for (const auto& r : plan->frozen.rlimits) {
+    if ((rc = call(SYS_prlimit64, 0, r.resource, &r.value, nullptr)) < 0) {
+      fail(plan, LaunchStage::kRlimit, rc, r.resource);
+    }
+  }
+
+  // Privileges: lock the securebits so that no uid change can regain capabilities, empty the
+  // bounding and ambient sets, then become the unprivileged uid/gid with no groups. Changing
+  // every uid away from 0 clears the permitted and effective sets; capset clears the rest.
+  if ((rc = call(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)) < 0) {
+    fail(plan, LaunchStage::kCredentials, rc, 0);
+  }
+  for (int cap = 0; cap <= 63; ++cap) {
+    rc = call(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (rc == -EINVAL) break;  // past the last capability this kernel knows
+    if (rc < 0) fail(plan, LaunchStage::kCredentials, rc, 1);
+  }
+  const long securebits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                          SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                          SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if ((rc = call(SYS_prctl, PR_SET_SECUREBITS, securebits, 0, 0, 0)) < 0) {
+    fail(plan, LaunchStage::kCredentials, rc, 2);
+  }
+  if ((rc = call(SYS_setgroups, 0, nullptr)) < 0) fail(plan, LaunchStage::kCredentials, rc, 3);
+  if ((rc = call(SYS_setresgid, plan->gid, plan->gid, plan->gid)) < 0) {
+    fail(plan, LaunchStage::kCredentials, rc, 4);
+  }
+  if ((rc = call(SYS_setresuid, plan->uid, plan->uid, plan->uid)) < 0) {
+    fail(plan, LaunchStage::kCredentials, rc, 5);
+  }
+  struct __user_cap_header_struct cap_header {
+    _LINUX_CAPABILITY_VERSION_3, 0
+  };
+  struct __user_cap_data_struct cap_data[2] = {};
+  if ((rc = call(SYS_capset, &cap_header, cap_data)) < 0) {
+    fail(plan, LaunchStage::kCredentials, rc, 6);
+  }
+  if ((rc = call(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0) {
+    fail(plan, LaunchStage::kNoNewPrivs, rc);
+  }
+  // Only 0, 1 and 2 cross into the program.
+  if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
+  if (plan->seccomp != nullptr) {
+    if ((rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, plan->seccomp)) < 0) {
+      fail(plan, LaunchStage::kSeccomp, rc);
+    }
+  }
+  // PATH search was resolved into candidates; report the most telling error, like execvp.
+  long err = -ENOENT;
+  for (const char* path : plan->frozen.exec_paths) {
+    rc = call(SYS_execve, path, plan->frozen.argv, plan->frozen.envp);
+    if (rc != -ENOENT && rc != -ENOTDIR && (err == -ENOENT || err == -ENOTDIR)) err = rc;
+  }
+  fail(plan, LaunchStage::kExec, err);
+}
+
+}  // namespace
+
+int jail_init_main(void* arg) {
+  auto* plan = static_cast<LaunchPlan*>(arg);
+  long rc;
+  // If jailpool dies, init dies, and with it every process of the jail (pid namespace).
+  if ((rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0) {
+    fail(plan, LaunchStage::kDeathSignal, rc);
+  }
+  if ((rc = close_other_fds(plan)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
+
+  if (plan->build_root) {
+    if ((rc = call(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) < 0) {
+      fail(plan, LaunchStage::kPrivateRoot, rc);
+    }
+    // Staging: a tmpfs over /tmp becomes the root, with the host's root under /oldroot, so
+    // that bind sources anywhere on the host (even under /tmp) stay reachable.
+    if ((rc = call(SYS_mount, "tmpfs", "/tmp", "tmpfs", kStagingFlags, "size=64k,mode=0700")) <
+        0) {
+      fail(plan, LaunchStage::kStaging, rc);
+    }
+    if ((rc = call(SYS_mkdir, "/tmp/oldroot", 0700)) < 0) fail(plan, LaunchStage::kStaging, rc);
+    if ((rc = call(SYS_mkdir, "/tmp/newroot", 0755)) < 0) fail(plan, LaunchStage::kStaging, rc);
+    if ((rc = call(SYS_pivot_root, "/tmp", "/tmp/oldroot")) < 0) {
+      fail(plan, LaunchStage::kStaging, rc);
+    }
+    if ((rc = call(SYS_chdir, "/")) < 0) fail(plan, LaunchStage::kStaging, rc);
+    for (size_t i = 0; i < plan->frozen.template_ops.size; ++i) {
+      if ((rc = run_op(plan->frozen.template_ops.data[i])) < 0) {
+        fail(plan, LaunchStage::kTemplateMount, rc, static_cast<int>(i));
+      }
+    }
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it drops the
+    // staging tmpfs and the whole host tree in one go.
+    if ((rc = call(SYS_chdir, "/newroot")) < 0) fail(plan, LaunchStage::kPivot, rc);
+    if ((rc = call(SYS_pivot_root, ".", ".")) < 0) fail(plan, LaunchStage::kPivot, rc);
+    if ((rc = call(SYS_umount2, ".", MNT_DETACH)) < 0) fail(plan, LaunchStage::kPivot, rc);
+    if ((rc = call(SYS_chdir, "/")) < 0) fail(plan, LaunchStage::kPivot, rc);
+  }
+  for (size_t i = 0; i < plan->frozen.job_ops.size; ++i) {
+    if ((rc = run_op(plan->frozen.job_ops.data[i])) < 0) {
+      fail(plan, LaunchStage::kJobMount, rc, static_cast<int>(i));
+    }
+  }
+  if (plan->hostname != nullptr) {
+    if ((rc = call(SYS_sethostname, plan->hostname, raw::strlen(plan->hostname))) < 0) {
+      fail(plan, LaunchStage::kHostname, rc);
+    }
+  }
+  if (plan->loopback_up && (rc = loopback_up()) < 0) fail(plan, LaunchStage::kLoopback, rc);
+
+  // The job: vfork-style, on a stack of its own inside this frame (init is suspended until
+  // the exec). CLONE_INTO_CGROUP (5.7) places it in the v2 cgroup from birth.
+  alignas(64) char job_stack[32 * 1024];
+  struct clone_args args {};
+  args.flags = CLONE_VM | CLONE_VFORK;
+  args.exit_signal = SIGCHLD;
+  args.stack = reinterpret_cast<uint64_t>(job_stack);
+  args.stack_size = sizeof job_stack;
+  if (plan->into_cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(plan->into_cgroup_fd);
+  }
+  long job_pid = jp_clone3_call(&args, sizeof args, job_main, plan);
+  if (job_pid < 0) fail(plan, LaunchStage::kCloneJob, job_pid);
+  bool exec_failed = plan->report.stage != LaunchStage::kNone;
+  if (!exec_failed) plan->report.exec_ns = monotonic_ns();
+
+  // Reap everything; when the job itself ends, kill what it left behind (daemons, setsid'd
+  // children: all are in this pid namespace).
+  for (;;) {
+    int status = 0;
+    struct rusage usage {};
+    long pid = call(SYS_wait4, -1, &status, __WALL, &usage);
+    if (pid == -EINTR) continue;
+    if (pid < 0) break;  // ECHILD: nothing left
+    if (pid == job_pid) {
+      plan->report.exit_ns = monotonic_ns();
+      plan->report.wait_status = status;
+      plan->report.rusage = usage;
+      plan->report.job_exited = true;
+      call(SYS_kill, -1, SIGKILL);
+    }
+  }
+  raw::exit_group(exec_failed ? 127 : 0);
+}
+
+}  // namespace jailpool::isolate

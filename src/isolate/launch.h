@@ -1,0 +1,150 @@
+// The launch plan of one jail: everything its init (pid 1 of the job's pid namespace) and the
+// job's first process need, resolved in advance into plain memory, so that they run only raw
+// system calls (see raw_syscall.h): no allocation, no locks, no exceptions.
+//
+// Process tree of one job:
+//   jailpool --clone3(CLONE_VM|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS|NEWCGROUP)--> init (pid 1)
+//   init --clone3(CLONE_VM|CLONE_VFORK[|CLONE_INTO_CGROUP])--> job (pid 2) --execve--> program
+// init is there so that the program is not a pid-namespace init: the kernel ignores signals an
+// init sends itself, so raise(SIGSEGV) or `kill -SEGV $$` would not end it. init waits for
+// the job, kills whatever the job left behind, and reports (status, rusage) in LaunchReport.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+struct sock_fprog;
+
+namespace jailpool::isolate {
+
+// A read-only view of an array, used by the code that runs in the jail (no std::vector calls
+// there: sanitizer-instrumented copies of its inline functions must not run in the child).
+template <typename T>
+struct Span {
+  const T* data = nullptr;
+  size_t size = 0;
+  const T* begin() const { return data; }
+  const T* end() const { return data + size; }
+};
+
+struct MountOp {
+  enum class Kind : uint8_t {
+    kMkdir,      // mkdir -p path
+    kTouch,      // create an empty file at path (target of a file bind)
+    kBind,       // bind-mount src (recursively) on path
+    kTmpfs,      // mount a tmpfs with options `data` on path
+    kProc,       // mount proc on path
+    kSymlink,    // symlink src at path
+    kRemount,    // remount the bind at path with `flags` (MS_RDONLY, MS_NOSUID, ...)
+    kMaskFile,   // bind /dev/null over path if it exists (masking)
+  };
+  Kind kind;
+  unsigned long flags = 0;
+  const char* src = nullptr;
+  const char* path = nullptr;
+  const char* data = nullptr;
+};
+
+// Where setup stopped. The supervisor turns (stage, index, errno) into a message.
+enum class LaunchStage : int {
+  kNone = 0,
+  kCloseFds,
+  kPrivateRoot,
+  kStaging,
+  kTemplateMount,  // template_ops[index]
+  kPivot,
+  kJobMount,  // job_ops[index]
+  kHostname,
+  kLoopback,
+  kDeathSignal,
+  kCloneJob,
+  kCgroupAttach,
+  kStdio,
+  kSession,
+  kChdir,
+  kRlimit,
+  kCredentials,
+  kNoNewPrivs,
+  kSeccomp,
+  kExec,
+};
+const char* describe_stage(LaunchStage stage);
+
+// Written by init (shared memory), read by the supervisor after init has been reaped.
+struct LaunchReport {
+  LaunchStage stage = LaunchStage::kNone;  // kNone: the program was exec'd
+  int index = -1;
+  int err = 0;                // errno of the failed step
+  int wait_status = 0;        // the job's (pid 2) status, valid when job_exited
+  bool job_exited = false;
+  struct rusage rusage {};    // of the job and its reaped descendants
+  uint64_t exec_ns = 0;       // CLOCK_MONOTONIC right after the exec succeeded
+  uint64_t exit_ns = 0;       // CLOCK_MONOTONIC when init saw the job exit
+};
+
+struct LaunchPlan {
+  // Setup of init's own mount namespace; a fresh jail runs both lists, a pooled one (later)
+  // joins a template that already ran template_ops.
+  bool build_root = true;            // private root, staging, template_ops, pivot
+  std::vector<MountOp> template_ops;  // under /newroot, host visible under /oldroot
+  std::vector<MountOp> job_ops;       // after the pivot, paths inside the jail
+  const char* hostname = nullptr;
+  bool loopback_up = true;
+
+  // The job's first process.
+  std::vector<int> keep_fds;    // fds init keeps open (all others are closed at start)
+  std::vector<int> attach_fds;  // cgroup.procs fds to write "0" into
+  int into_cgroup_fd = -1;      // for CLONE_INTO_CGROUP
+  int stdio[3] = {-1, -1, -1};
+  const char* cwd = "/";
+  uint32_t uid = 65534, gid = 65534;
+  struct Rlimit {
+    int resource;
+    struct rlimit value;
+  };
+  std::vector<Rlimit> rlimits;
+  const sock_fprog* seccomp = nullptr;  // nullptr: no filter
+  std::vector<const char*> exec_paths;  // candidates tried in order (PATH search done here)
+  std::vector<char*> argv;              // null-terminated
+  std::vector<char*> envp;              // null-terminated
+
+  LaunchReport report;
+
+  // Views of the vectors above for the jail's code; filled by freeze() before the launch.
+  struct Frozen {
+    Span<MountOp> template_ops, job_ops;
+    Span<int> keep_fds, attach_fds;
+    Span<Rlimit> rlimits;
+    Span<const char*> exec_paths;
+    char* const* argv = nullptr;
+    char* const* envp = nullptr;
+  } frozen;
+  void freeze() {
+    frozen.template_ops = {template_ops.data(), template_ops.size()};
+    frozen.job_ops = {job_ops.data(), job_ops.size()};
+    frozen.keep_fds = {keep_fds.data(), keep_fds.size()};
+    frozen.attach_fds = {attach_fds.data(), attach_fds.size()};
+    frozen.rlimits = {rlimits.data(), rlimits.size()};
+    frozen.exec_paths = {exec_paths.data(), exec_paths.size()};
+    frozen.argv = argv.data();
+    frozen.envp = envp.data();
+  }
+
+  // Owns every string the pointers above refer to (stable addresses).
+  const char* keep(std::string s) { return strings_.emplace_back(std::move(s)).c_str(); }
+  char* keep_mutable(std::string s) { return strings_.emplace_back(std::move(s)).data(); }
+
+ private:
+  std::deque<std::string> strings_;
+};
+
+// Runs in init (CLONE_VM child). Never returns an error to the caller: reports it in
+// plan->report and exits non-zero.
+int jail_init_main(void* plan);
+
+}  // namespace jailpool::isolate

@@ -1,0 +1,594 @@
+#include "sched/executor.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "common/error.h"
+#include "common/unique_fd.h"
+#include "config/profile.h"
+#include "isolate/cgroup.h"
+#include "isolate/jail.h"
+#include "isolate/seccomp.h"
+
+namespace jailpool::sched {
+
+using isolate::monotonic_now_ns;
+
+namespace {
+
+enum TokenKind : uint64_t { kExit = 1, kStdout = 2, kStderr = 3, kWall = 4, kCpu = 5, kRmdir = 6, kRmdirRetry = 7 };
+uint64_t make_token(uint64_t serial, TokenKind kind) { return serial << 8 | kind; }
+
+constexpr size_t kDefaultCaptureLimit = 64ull << 20;
+constexpr int kRmdirRetries = 200;  // 1 ms apart
+
+const char* signal_name(int sig) {
+  const char* name = sigabbrev_np(sig);
+  return name != nullptr ? name : "?";
+}
+
+std::string format_ms(uint64_t us) { return fmt::format("{:.3f} s", static_cast<double>(us) / 1e6); }
+
+}  // namespace
+
+Status decide_status(const VerdictFacts& f) {
+  using Kill = VerdictFacts::Kill;
+  if (f.setup_failed) return SETUP_ERROR;
+  switch (f.killed_for) {
+    case Kill::kCpuTime: return TIME_LIMIT_EXCEEDED;
+    case Kill::kWallTime: return WALL_TIME_LIMIT_EXCEEDED;
+    case Kill::kOutput: return OUTPUT_LIMIT_EXCEEDED;
+    case Kill::kInterrupted: return INTERNAL_ERROR;
+    case Kill::kNone: break;
+  }
+  // The OOM killer may pick a child, not the main process: any OOM kill is an MLE.
+  if (f.oom_kills > 0) return MEMORY_LIMIT_EXCEEDED;
+  bool over_cpu = f.cpu_limit_us && f.cpu_time_us > *f.cpu_limit_us;
+  if (f.exited && f.signal != 0) {
+    if (f.signal == SIGSYS && f.seccomp_enabled) return SECCOMP_VIOLATION;
+    if (f.signal == SIGXFSZ) return OUTPUT_LIMIT_EXCEEDED;
+    if (f.signal == SIGXCPU || (f.signal == SIGKILL && over_cpu)) return TIME_LIMIT_EXCEEDED;
+  }
+  if (over_cpu) return TIME_LIMIT_EXCEEDED;
+  if (!f.exited) return INTERNAL_ERROR;
+  if (f.signal != 0) return SIGNALED;
+  return f.exit_code == 0 ? OK : NONZERO_EXIT;
+}
+
+std::string sanitize_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = len > 0 && i + len <= in.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(in[i + k]) & 0xc0) == 0x80;
+    }
+    if (ok && len > 1) {
+      uint32_t cp = c & (0xff >> (len + 1));
+      for (size_t k = 1; k < len; ++k) cp = cp << 6 | (static_cast<unsigned char>(in[i + k]) & 0x3f);
+      static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    if (ok) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out.append("\xef\xbf\xbd");
+      ++i;
+    }
+  }
+  return out;
+}
+
+// One output stream of a job that jailpool reads: captured into the result, or relayed to one
+// of jailpool's own fds (CLI pass-through), counted against the output limit either way.
+struct OutputPipe {
+  UniqueFd read_end;
+  bool capture = false;
+  int relay_fd = -1;
+  std::string data;
+  uint64_t total = 0;
+  bool truncated = false;
+  bool open = false;
+};
+
+struct Executor::Running {
+  uint64_t serial = 0;
+  JobRequest request;
+  Limits limits;
+  JobResult result;
+  std::unique_ptr<isolate::JobCgroup> cgroup;
+  std::unique_ptr<isolate::Jail> jail;
+  std::vector<UniqueFd> job_side_fds;  // closed right after the start
+  OutputPipe out[2];
+  VerdictFacts::Kill killed_for = VerdictFacts::Kill::kNone;
+  uint64_t request_ns = 0;
+  bool finished = false;
+  bool seccomp_enabled = false;
+};
+
+struct Executor::SeccompCache {
+  std::map<const Profile*, isolate::SeccompProgram> programs;
+  isolate::SeccompProgram* get(const Profile* profile) {
+    auto it = programs.find(profile);
+    if (it == programs.end()) it = programs.emplace(profile, isolate::compile_seccomp(*profile)).first;
+    return &it->second;
+  }
+};
+
+Executor::Executor(ExecutorOptions options)
+    : options_(std::move(options)), seccomp_cache_(std::make_unique<SeccompCache>()) {
+  if (options_.parallelism == 0) options_.parallelism = 1;
+  cgroups_ = isolate::CgroupSystem::detect(options_.cgroup_parent);
+  loop_ = EventLoop::create(options_.loop_backend);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
+}
+
+Executor::~Executor() {
+  if (cgroups_) cgroups_->remove_parent_if_empty();
+}
+
+const char* Executor::loop_name() const { return loop_->name(); }
+
+namespace {
+
+std::vector<isolate::LaunchPlan::Rlimit> job_rlimits(const Limits& limits) {
+  std::vector<isolate::LaunchPlan::Rlimit> out;
+  auto add = [&](int resource, uint64_t value) {
+    // Root here may lack CAP_SYS_RESOURCE: never ask for more than the current hard limit.
+    rlimit current{};
+    getrlimit(resource, &current);
+    rlim_t v = value;
+    if (current.rlim_max != RLIM_INFINITY && v > current.rlim_max) v = current.rlim_max;
+    out.push_back({resource, {v, v}});
+  };
+  add(RLIMIT_CORE, 0);
+  if (limits.has_cpu_time_ms()) {
+    // Backstop only: jailpool enforces the CPU limit itself, to the millisecond.
+    add(RLIMIT_CPU, (limits.cpu_time_ms() + 999) / 1000 + 1);
+  }
+  if (limits.has_output_bytes()) add(RLIMIT_FSIZE, limits.output_bytes());
+  if (limits.has_open_files()) add(RLIMIT_NOFILE, limits.open_files());
+  if (limits.has_stack_bytes()) add(RLIMIT_STACK, limits.stack_bytes());
+  return out;
+}
+
+UniqueFd open_host_file(const std::string& path, int flags, const char* field) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+  if (fd < 0) throw ConfigError(field, fmt::format("{}: {}", path, std::strerror(errno)));
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running) {
+  auto job = std::make_unique<Running>();
+  Running& r = *job;
+  r.serial = ++next_serial_;
+  r.request_ns = monotonic_now_ns();
+  r.request = std::move(request);
+  const JobSpec& spec = r.request.spec;
+  const Profile& profile = *r.request.profile;
+  r.result.set_id(spec.id());
+  try {
+    validate_job(spec);
+    r.limits = effective_limits(profile, spec);
+    isolate::JailConfig config;
+    config.profile = &profile;
+    config.extra_binds.assign(spec.bind().begin(), spec.bind().end());
+    config.argv.assign(spec.argv().begin(), spec.argv().end());
+    config.env = effective_env(profile, spec);
+    config.cwd = spec.cwd();
+    config.rlimits = job_rlimits(r.limits);
+    isolate::SeccompProgram* seccomp = seccomp_cache_->get(&profile);
+    r.seccomp_enabled = !seccomp->empty();
+    config.seccomp = seccomp;
+
+    // stdin: a host file, jailpool's own stdin, or /dev/null.
+    UniqueFd in;
+    if (spec.stdin().has_path()) {
+      in = open_host_file(spec.stdin().path(), O_RDONLY, "stdin");
+    } else if (spec.stdin().has_inherit() && spec.stdin().inherit()) {
+      int fd = fcntl(options_.inherit_fds[0], F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) throw_errno("dup stdin");
+      in.reset(fd);
+    } else {
+      in = open_host_file("/dev/null", O_RDONLY, "stdin");
+    }
+    config.stdio[0] = in.get();
+    r.job_side_fds.push_back(std::move(in));
+    uint64_t capture_limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+    for (int i = 0; i < 2; ++i) {
+      const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();
+      const char* field = i == 0 ? "stdout" : "stderr";
+      if (stream.has_path()) {
+        int flags = O_WRONLY | O_CREAT | (stream.append() ? O_APPEND : O_TRUNC);
+        UniqueFd fd = open_host_file(stream.path(), flags, field);
+        config.stdio[i + 1] = fd.get();
+        r.job_side_fds.push_back(std::move(fd));
+        continue;
+      }
+      // Captured (the default) or relayed to jailpool's own stream: a pipe jailpool reads.
+      int fds[2];
+      if (pipe2(fds, O_CLOEXEC) < 0) throw_errno("pipe");
+      r.out[i].read_end.reset(fds[0]);
+      fcntl(fds[0], F_SETFL, O_NONBLOCK);
+      UniqueFd write_end(fds[1]);
+      config.stdio[i + 1] = write_end.get();
+      r.job_side_fds.push_back(std::move(write_end));
+      r.out[i].open = true;
+      if (stream.has_inherit() && stream.inherit()) {
+        r.out[i].relay_fd = options_.inherit_fds[i + 1];
+      } else {
+        r.out[i].capture = true;
+      }
+      (void)capture_limit;
+    }
+
+    isolate::CgroupLimits cg_limits;
+    if (r.limits.has_memory_bytes()) cg_limits.memory_bytes = r.limits.memory_bytes();
+    if (r.limits.has_pids()) cg_limits.pids = r.limits.pids();
+    r.cgroup = cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
+    r.jail = isolate::Jail::start(config, *r.cgroup);
+  } catch (const ConfigError& e) {
+    r.result.set_status(SETUP_ERROR);
+    r.result.set_message(e.what());
+  } catch (const Error& e) {
+    r.result.set_status(SETUP_ERROR);
+    r.result.set_message(e.what());
+  }
+  r.job_side_fds.clear();
+  if (!r.jail) {
+    r.out[0].open = r.out[1].open = false;
+    r.finished = true;
+    running.push_back(std::move(job));
+    return;
+  }
+  loop_->watch_readable(r.jail->pidfd(), make_token(r.serial, kExit));
+  for (int i = 0; i < 2; ++i) {
+    if (r.out[i].open) {
+      loop_->watch_readable(r.out[i].read_end.get(), make_token(r.serial, i == 0 ? kStdout : kStderr));
+    }
+  }
+  uint64_t start = r.jail->start_ns();
+  if (r.limits.has_wall_time_ms()) {
+    loop_->timer_at(start + r.limits.wall_time_ms() * 1000000ull, make_token(r.serial, kWall));
+  }
+  if (r.limits.has_cpu_time_ms()) {
+    // The job cannot use its budget faster than on every CPU at once.
+    uint64_t first = r.limits.cpu_time_ms() * 1000000ull / cpus_;
+    loop_->timer_at(start + std::max<uint64_t>(first, 1000000), make_token(r.serial, kCpu));
+  }
+  running.push_back(std::move(job));
+}
+
+namespace {
+
+// Reads what is available; returns false at EOF or error.
+bool drain(OutputPipe& pipe, uint64_t limit, bool* over_limit) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(pipe.read_end.get(), buf, sizeof buf);
+    if (n > 0) {
+      size_t len = static_cast<size_t>(n);
+      pipe.total += len;
+      if (pipe.total > limit) *over_limit = true;
+      if (pipe.capture) {
+        size_t room = pipe.data.size() < limit ? limit - pipe.data.size() : 0;
+        if (len > room) pipe.truncated = true;
+        pipe.data.append(buf, std::min(len, room));
+      } else if (pipe.relay_fd >= 0) {
+        size_t done = 0;
+        while (done < len) {
+          ssize_t w = ::write(pipe.relay_fd, buf + done, len - done);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) {
+            pipe.relay_fd = -1;  // the reader went away: keep counting, stop relaying
+            break;
+          }
+          done += static_cast<size_t>(w);
+        }
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;
+    return false;
+  }
+}
+
+}  // namespace
+
+void Executor::finish_job(Running& r) {
+  uint64_t reaped_ns = monotonic_now_ns();
+  isolate::JailOutcome outcome = r.jail->reap();
+  uint64_t output_limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+  for (auto& pipe : r.out) {
+    if (!pipe.open) continue;
+    bool over = false;
+    drain(pipe, output_limit, &over);
+    if (over && r.killed_for == VerdictFacts::Kill::kNone) r.killed_for = VerdictFacts::Kill::kOutput;
+    pipe.open = false;
+    pipe.read_end.reset();
+  }
+  isolate::CgroupStats stats = r.cgroup->read_stats();
+
+  JobResult& res = r.result;
+  VerdictFacts facts;
+  facts.setup_failed = outcome.setup_failed;
+  facts.killed_for = r.killed_for;
+  facts.exited = outcome.job_exited;
+  if (outcome.job_exited) {
+    if (WIFEXITED(outcome.wait_status)) facts.exit_code = WEXITSTATUS(outcome.wait_status);
+    if (WIFSIGNALED(outcome.wait_status)) facts.signal = WTERMSIG(outcome.wait_status);
+  }
+  facts.oom_kills = stats.oom_kills;
+  facts.cpu_time_us = stats.cpu_usec;
+  if (r.limits.has_cpu_time_ms()) facts.cpu_limit_us = r.limits.cpu_time_ms() * 1000;
+  facts.seccomp_enabled = r.seccomp_enabled;
+  Status status = decide_status(facts);
+
+  res.set_status(status);
+  res.set_exit_code(facts.exit_code);
+  res.set_signal(facts.signal);
+  res.set_cpu_time_us(stats.cpu_usec);
+  res.set_cpu_user_us(stats.cpu_user_usec);
+  res.set_cpu_sys_us(stats.cpu_sys_usec);
+  uint64_t exec_ns = outcome.exec_ns;
+  uint64_t end_ns = outcome.exit_ns ? outcome.exit_ns : reaped_ns;
+  if (exec_ns != 0 && end_ns > exec_ns) res.set_wall_time_us((end_ns - exec_ns) / 1000);
+  if (stats.memory_peak_bytes) {
+    res.set_memory_peak_bytes(*stats.memory_peak_bytes);
+    res.set_memory_peak_source(stats.memory_peak_source == isolate::MemoryPeakSource::kV2MemoryPeak
+                                   ? CGROUP_V2_MEMORY_PEAK
+                                   : CGROUP_V1_MAX_USAGE);
+  } else if (outcome.job_exited) {
+    res.set_memory_peak_bytes(static_cast<uint64_t>(outcome.rusage.ru_maxrss) * 1024);
+    res.set_memory_peak_source(RUSAGE_MAXRSS);
+  }
+  if (stats.pids_peak) res.set_pids_peak(*stats.pids_peak);
+  uint64_t start_ns = r.jail->start_ns();
+  res.set_setup_us(((exec_ns ? exec_ns : reaped_ns) - r.request_ns) / 1000);
+  if (exec_ns) res.set_run_us((reaped_ns - exec_ns) / 1000);
+  (void)start_ns;
+
+  switch (status) {
+    case SETUP_ERROR: res.set_message(outcome.setup_error); break;
+    case TIME_LIMIT_EXCEEDED:
+      res.set_message(fmt::format("cpu time {} exceeded the limit {}", format_ms(stats.cpu_usec),
+                                  format_ms(r.limits.cpu_time_ms() * 1000)));
+      break;
+    case WALL_TIME_LIMIT_EXCEEDED:
+      res.set_message(fmt::format("wall time limit {} exceeded", format_ms(r.limits.wall_time_ms() * 1000)));
+      break;
+    case MEMORY_LIMIT_EXCEEDED:
+      res.set_message(fmt::format("memory limit {} bytes exceeded ({} process(es) killed by the OOM killer)",
+                                  r.limits.memory_bytes(), stats.oom_kills));
+      break;
+    case OUTPUT_LIMIT_EXCEEDED:
+      res.set_message(fmt::format("output limit {} bytes exceeded", output_limit));
+      break;
+    case SECCOMP_VIOLATION: res.set_message("forbidden system call (killed by seccomp, SIGSYS)"); break;
+    case SIGNALED:
+      res.set_message(fmt::format("killed by signal {} (SIG{})", facts.signal, signal_name(facts.signal)));
+      break;
+    case NONZERO_EXIT: res.set_message(fmt::format("exit code {}", facts.exit_code)); break;
+    case INTERNAL_ERROR:
+      res.set_message(r.killed_for == VerdictFacts::Kill::kInterrupted ? "interrupted" : "the job's first process was not reaped");
+      break;
+    default: break;
+  }
+  if (stats.pids_limit_hit && status == NONZERO_EXIT) {
+    res.set_message(res.message() + fmt::format(" (pids limit {} reached)", r.limits.pids()));
+  }
+  res.set_stdout(sanitize_utf8(r.out[0].data));
+  res.set_stderr(sanitize_utf8(r.out[1].data));
+  res.set_stdout_truncated(r.out[0].truncated);
+  res.set_stderr_truncated(r.out[1].truncated);
+  r.jail.reset();
+  r.finished = true;
+}
+
+void Executor::run(const NextJob& next, const OnResult& on_result) {
+  std::vector<std::unique_ptr<Running>> running;
+  std::map<uint64_t, Running*> by_serial;
+  struct PendingRmdir {
+    std::string path;
+    int tries = 0;
+  };
+  std::map<uint64_t, PendingRmdir> rmdirs;
+  uint64_t next_rmdir = 0;
+  bool source_done = false;
+  std::vector<Completion> completions;
+
+  auto teardown = [&](Running& r) {
+    uint64_t t0 = monotonic_now_ns();
+    if (r.cgroup) {
+      for (auto& dir : r.cgroup->release_dirs()) {
+        uint64_t id = ++next_rmdir;
+        rmdirs[id] = {dir, 0};
+        loop_->rmdir(dir, make_token(id, kRmdir));
+      }
+      r.cgroup.reset();
+    }
+    r.result.set_teardown_us((monotonic_now_ns() - t0) / 1000);
+  };
+  auto report = [&](Running& r) {
+    teardown(r);
+    on_result(std::move(r.result));
+  };
+
+  for (;;) {
+    int stop = stop_.load(std::memory_order_relaxed);
+    if (stop == 2) {
+      for (auto& r : running) {
+        if (!r->finished && r->jail && r->killed_for == VerdictFacts::Kill::kNone) {
+          r->killed_for = VerdictFacts::Kill::kInterrupted;
+          r->jail->kill();
+        }
+      }
+    }
+    while (!source_done && stop == 0 && running.size() < options_.parallelism) {
+      std::optional<JobRequest> request;
+      try {
+        request = next();
+      } catch (const Error& e) {
+        // A bad job line is that job's result, not the batch's end.
+        JobResult bad;
+        bad.set_status(SETUP_ERROR);
+        bad.set_message(e.what());
+        on_result(std::move(bad));
+        continue;
+      }
+      if (!request) {
+        source_done = true;
+        break;
+      }
+      start_job(std::move(*request), running);
+      Running& r = *running.back();
+      if (r.finished) {
+        report(r);
+        running.pop_back();
+      } else {
+        by_serial[r.serial] = &r;
+      }
+    }
+    if (running.empty() && (source_done || stop != 0) && rmdirs.empty()) break;
+
+    completions.clear();
+    loop_->wait(completions, stop != 0 ? 100 : -1);
+    for (const Completion& c : completions) {
+      uint64_t serial = c.token >> 8;
+      auto kind = static_cast<TokenKind>(c.token & 0xff);
+      if (kind == kRmdir || kind == kRmdirRetry) {
+        auto it = rmdirs.find(serial);
+        if (it == rmdirs.end()) continue;
+        if (kind == kRmdir && c.result == -EBUSY && it->second.tries < kRmdirRetries) {
+          // A killed task leaves its cgroup a moment after it is reaped.
+          ++it->second.tries;
+          loop_->timer_at(monotonic_now_ns() + 1000000, make_token(serial, kRmdirRetry));
+        } else if (kind == kRmdirRetry) {
+          loop_->rmdir(it->second.path, make_token(serial, kRmdir));
+        } else {
+          if (c.result < 0 && c.result != -ENOENT) {
+            fmt::print(stderr, "jailpool: rmdir {}: {}\n", it->second.path, std::strerror(-c.result));
+          }
+          rmdirs.erase(it);
+        }
+        continue;
+      }
+      auto it = by_serial.find(serial);
+      if (it == by_serial.end()) continue;  // a stale timer of a finished job
+      Running& r = *it->second;
+      try {
+        uint64_t output_limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+        switch (kind) {
+          case kStdout:
+          case kStderr: {
+            OutputPipe& pipe = r.out[kind == kStdout ? 0 : 1];
+            if (!pipe.open) break;
+            bool over = false;
+            bool more = drain(pipe, output_limit, &over);
+            if (over && r.killed_for == VerdictFacts::Kill::kNone) {
+              r.killed_for = VerdictFacts::Kill::kOutput;
+              r.jail->kill();
+            }
+            if (more) {
+              loop_->watch_readable(pipe.read_end.get(), c.token);
+            } else {
+              pipe.open = false;
+            }
+            break;
+          }
+          case kWall: {
+            uint64_t limit_ns = r.limits.wall_time_ms() * 1000000ull;
+            uint64_t exec = r.jail->exec_ns();
+            uint64_t now = monotonic_now_ns();
+            if (exec != 0 && now < exec + limit_ns) {
+              // The limit counts from the exec, not from the start of the setup.
+              loop_->timer_at(exec + limit_ns, c.token);
+            } else if (r.killed_for == VerdictFacts::Kill::kNone) {
+              r.killed_for = VerdictFacts::Kill::kWallTime;
+              r.jail->kill();
+            }
+            break;
+          }
+          case kCpu: {
+            uint64_t limit_us = r.limits.cpu_time_ms() * 1000;
+            uint64_t used = r.cgroup->read_cpu_usec();
+            if (used >= limit_us) {
+              if (r.killed_for == VerdictFacts::Kill::kNone) {
+                r.killed_for = VerdictFacts::Kill::kCpuTime;
+                r.jail->kill();
+              }
+            } else {
+              // Re-arm at the earliest moment the rest of the budget could be spent.
+              uint64_t wait_ns = (limit_us - used) * 1000 / cpus_;
+              loop_->timer_at(monotonic_now_ns() + std::max<uint64_t>(wait_ns, 500000), c.token);
+            }
+            break;
+          }
+          case kExit:
+            finish_job(r);
+            break;
+          default:
+            break;
+        }
+      } catch (const Error& e) {
+        // This job is lost to an internal failure; the others go on.
+        if (r.jail) {
+          r.jail->kill();
+          try {
+            r.jail->reap();
+          } catch (const Error&) {
+          }
+          r.jail.reset();
+        }
+        r.result.set_status(INTERNAL_ERROR);
+        r.result.set_message(e.what());
+        r.finished = true;
+      }
+      if (r.finished) {
+        by_serial.erase(r.serial);
+        report(r);
+        for (auto jt = running.begin(); jt != running.end(); ++jt) {
+          if (jt->get() == &r) {
+            running.erase(jt);
+            break;
+          }
+        }
+      }
+    }
+  }
+}
+
+JobResult Executor::run_one(const JobSpec& spec, const Profile& profile) {
+  bool given = false;
+  JobResult out;
+  run(
+      [&]() -> std::optional<JobRequest> {
+        if (given) return std::nullopt;
+        given = true;
+        return JobRequest{spec, &profile};
+      },
+      [&](JobResult&& r) { out = std::move(r); });
+  return out;
+}
+
+}  // namespace jailpool::sched

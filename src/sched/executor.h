@@ -1,0 +1,94 @@
+// The executor: runs jobs in jails with limits, on one event loop, and turns what happened
+// into a JobResult with exact accounting and a verdict. `jailpool run` is a batch of one.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "jailpool.pb.h"
+#include "sched/event_loop.h"
+
+namespace jailpool::isolate {
+class CgroupSystem;
+}
+
+namespace jailpool::sched {
+
+struct ExecutorOptions {
+  std::string cgroup_parent = "jailpool";  // directly below each cgroup hierarchy's root
+  unsigned parallelism = 1;
+  EventLoop::Backend loop_backend = EventLoop::Backend::kAuto;
+  // jailpool's own fds that Stream.inherit refers to (the CLI's stdin/stdout/stderr).
+  int inherit_fds[3] = {0, 1, 2};
+};
+
+struct JobRequest {
+  JobSpec spec;
+  const Profile* profile = nullptr;  // must outlive the job
+};
+
+class Executor {
+ public:
+  explicit Executor(ExecutorOptions options);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  using NextJob = std::function<std::optional<JobRequest>()>;
+  using OnResult = std::function<void(JobResult&&)>;
+
+  // Pulls jobs from `next` (until it returns nullopt or stop() is called) and runs up to
+  // `parallelism` at once. Each result is delivered as soon as its accounting is read; the
+  // cgroup teardown finishes afterwards. Returns when every started job is reported and torn
+  // down. A job's failure never ends the loop: it becomes that job's result.
+  void run(const NextJob& next, const OnResult& on_result);
+
+  // Runs one job and returns its result.
+  JobResult run_one(const JobSpec& spec, const Profile& profile);
+
+  // Async-signal-safe: stop taking jobs; with kill_running, kill the running ones too (they
+  // are reported as INTERNAL_ERROR "interrupted").
+  void stop(bool kill_running) {
+    stop_.store(kill_running ? 2 : 1, std::memory_order_relaxed);
+  }
+
+  const isolate::CgroupSystem& cgroups() const { return *cgroups_; }
+  const char* loop_name() const;
+
+ private:
+  struct Running;
+  void start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running);
+  void finish_job(Running& job);
+
+  ExecutorOptions options_;
+  std::unique_ptr<isolate::CgroupSystem> cgroups_;
+  std::unique_ptr<EventLoop> loop_;
+  std::atomic<int> stop_{0};
+  uint64_t next_serial_ = 0;
+  unsigned cpus_ = 1;
+  struct SeccompCache;
+  std::unique_ptr<SeccompCache> seccomp_cache_;
+};
+
+// The status a job's facts give (pure function, unit-tested).
+struct VerdictFacts {
+  bool setup_failed = false;
+  enum class Kill { kNone, kCpuTime, kWallTime, kOutput, kInterrupted } killed_for = Kill::kNone;
+  bool exited = false;  // the job's first process was reaped by its init
+  int exit_code = 0;
+  int signal = 0;
+  uint64_t oom_kills = 0;
+  uint64_t cpu_time_us = 0;
+  std::optional<uint64_t> cpu_limit_us;
+  bool seccomp_enabled = false;
+};
+Status decide_status(const VerdictFacts& facts);
+
+// Replaces invalid UTF-8 with U+FFFD (captured output goes into a proto3 string).
+std::string sanitize_utf8(std::string_view bytes);
+
+}  // namespace jailpool::sched
