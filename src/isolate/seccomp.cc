@@ -1,0 +1,345 @@
+// seccomp: the default deny-list, the allow-list mode and the export of libseccomp's BPF.
+//
+// Actions. Every denied call kills the whole process (SCMP_ACT_KILL_PROCESS: the job ends with
+// SIGSYS and the verdict is SECCOMP_VIOLATION) rather than failing with an errno: a denied call is
+// either an attack or a program the profile does not fit, and a kill is unambiguous to report,
+// whereas an errno would let a probing job carry on and hide the attempt. The one exception is
+// clone3, which fails with ENOSYS (see below).
+//
+// Arguments. The kernel declares the arguments we test (ioctl's and fcntl's cmd, socket's family,
+// personality's persona) as 32-bit, and ignores the upper half of the register. libseccomp
+// compares all 64 bits, so every such test masks with 0xffffffff: otherwise cmd = TIOCSTI | 1 << 32
+// would pass the filter and still be TIOCSTI to the kernel (CVE-2019-10063 in flatpak).
+//
+// Foreign ABIs. The filter holds the native architecture only, so an i386 call (int 0x80) gets the
+// bad-arch action, which we set to KILL_PROCESS. For x86_64, libseccomp also sends any number with
+// __X32_SYSCALL_BIT set to the bad-arch action when x32 is not in the filter (tested).
+#include "isolate/seccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <memory>
+#include <set>
+
+#include "common/error.h"
+#include "common/unique_fd.h"
+
+namespace jailpool::isolate {
+namespace {
+
+// Denied whatever the arguments, killing the process. Names the running libseccomp does not know,
+// or that do not exist on this architecture, are skipped.
+constexpr const char* kKilledSyscalls[] = {
+    // io_uring: a large, much-exploited attack surface, and its ops bypass this filter (a ring
+    // can open sockets of any family, isolate's reason).
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    // Kernel attack surface and cross-job side channels: eBPF, perf counters, userfaultfd (used
+    // to win kernel races), keyrings (persistent per-user memory shared between jobs).
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    // Reading or writing another process.
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    // Mounts, old and new API, and changing the root: the job's mount tree is ours.
+    "mount",
+    "umount",
+    "umount2",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "open_tree",
+    "open_tree_attr",
+    "move_mount",
+    "mount_setattr",
+    "pivot_root",
+    "chroot",
+    // New namespaces give CAP_SYS_ADMIN in a user namespace, the entry to many kernel CVEs
+    // (clone with CLONE_NEW* flags is handled below; clone3 below).
+    "unshare",
+    "setns",
+    // Kernels and modules.
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "get_kernel_syms",
+    "query_module",
+    // File handles bypass path lookup, and so the mount namespace (the "shocker" escape).
+    "open_by_handle_at",
+    "name_to_handle_at",
+    // Locks on a shared inode (a read-only bind of /usr) are a channel between jobs; fcntl's lock
+    // commands are below.
+    "flock",
+    // Host administration: accounting, swap, reboot, clocks, the kernel log, quotas, ttys, I/O
+    // ports, and obsolete calls. Most need capabilities the job lacks; they have no business in a
+    // job either way. adjtimex and clock_adjtime are denied even for a read (modes == 0): nothing
+    // a job runs needs them.
+    "acct",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "syslog",
+    "quotactl",
+    "lookup_dcookie",
+    "vhangup",
+    "iopl",
+    "ioperm",
+    "nfsservctl",
+    "uselib",
+    "_sysctl",
+};
+
+// clone3 cannot be filtered on its flags (they are in memory, out of seccomp's reach), so it is
+// denied entirely. With ENOSYS and not a kill: glibc (2.34+) tries clone3 first for
+// pthread_create, fork-like spawns and posix_spawn, and falls back to clone on ENOSYS, whose
+// flags we can check.
+constexpr const char* kEnosysSyscalls[] = {"clone3"};
+
+// Every call the default policy denies whatever its arguments.
+template <typename F>
+void for_each_unconditional(F&& f) {
+  for (const char* name : kKilledSyscalls) f(name);
+  for (const char* name : kEnosysSyscalls) f(name);
+}
+
+// Numbers of calls newer than libseccomp 2.5.4 on x86_64, used when libseccomp does not know the
+// name (the numbers are in asm-generic and x86_64's syscall table and never change).
+struct KnownNumber {
+  const char* name;
+  int nr;
+};
+#if defined(__x86_64__)
+constexpr std::array<KnownNumber, 1> kNewSyscalls = {{{"open_tree_attr", 467}}};
+#else
+constexpr std::array<KnownNumber, 0> kNewSyscalls = {};
+#endif
+
+struct CtxDeleter {
+  void operator()(void* ctx) const { seccomp_release(static_cast<scmp_filter_ctx>(ctx)); }
+};
+using Ctx = std::unique_ptr<void, CtxDeleter>;
+
+// libseccomp returns -errno.
+void check_rc(int rc, std::string_view what) {
+  if (rc < 0) throw_errno(-rc, fmt::format("libseccomp: {}", what));
+}
+
+// The syscall number of `name` on the native architecture: >= 0; kNotHere when libseccomp knows
+// the name but the architecture has no such call (e.g. socketcall on x86_64; libseccomp returns a
+// negative pseudo-number); kUnknown when libseccomp does not know the name.
+constexpr int kNotHere = -1;
+constexpr int kUnknown = -2;
+int resolve(const std::string& name) {
+  int nr = seccomp_syscall_resolve_name(name.c_str());
+  if (nr >= 0) return nr;
+  if (nr != __NR_SCMP_ERROR) return kNotHere;
+  for (const auto& known : kNewSyscalls) {
+    if (name == known.name) return known.nr;
+  }
+  return kUnknown;
+}
+
+// Resolves a name from the profile; unknown names are the profile's error.
+int resolve_field(const std::string& name, std::string_view field) {
+  int nr = resolve(name);
+  if (nr == kUnknown) throw ConfigError(field, fmt::format("unknown syscall {}", name));
+  return nr;
+}
+
+void add_rule(scmp_filter_ctx ctx, uint32_t action, int nr, std::string_view name,
+              std::initializer_list<scmp_arg_cmp> args = {}) {
+  int rc = seccomp_rule_add_array(ctx, action, nr, static_cast<unsigned>(args.size()),
+                                  args.size() ? args.begin() : nullptr);
+  check_rc(rc, fmt::format("add rule for {}", name));
+}
+
+// A rule on a call every architecture we build for has; skipped where it does not exist.
+void add_rule(scmp_filter_ctx ctx, uint32_t action, const char* name,
+              std::initializer_list<scmp_arg_cmp> args = {}) {
+  int nr = resolve(name);
+  if (nr >= 0) add_rule(ctx, action, nr, name, args);
+}
+
+// The 32-bit value of argument `arg` equals `value` (the upper half is ignored, as the kernel
+// does).
+scmp_arg_cmp arg32_eq(unsigned arg, uint32_t value) {
+  return scmp_arg_cmp{arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, value};
+}
+// Every bit of `bits` is set in argument `arg`.
+scmp_arg_cmp arg_bits_set(unsigned arg, uint64_t bits) {
+  return scmp_arg_cmp{arg, SCMP_CMP_MASKED_EQ, bits, bits};
+}
+
+void add_default_rules(scmp_filter_ctx ctx) {
+  const uint32_t kill = SCMP_ACT_KILL_PROCESS;
+  for (const char* name : kKilledSyscalls) add_rule(ctx, kill, name);
+  for (const char* name : kEnosysSyscalls) add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), name);
+
+  // clone with any namespace flag (arg0 is the flags on x86_64 and arm64; a rule per flag
+  // because rules OR and a rule cannot say "masked != 0"). CLONE_NEWTIME (0x80) is in the exit
+  // signal byte for clone(), so clone cannot ask for it; a set 0x80 there is a signal >= 128,
+  // which no valid call has, so killing it costs nothing.
+  for (uint64_t flag : {CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
+                        CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME}) {
+    add_rule(ctx, kill, "clone", {arg_bits_set(0, flag)});
+  }
+
+  // Terminal injection (CVE-2017-5226): pushing input into a terminal the job shares.
+  for (uint32_t cmd : {TIOCSTI, TIOCLINUX}) add_rule(ctx, kill, "ioctl", {arg32_eq(1, cmd)});
+
+  // vsock reaches the host and every VM/job on it (host-wide scope, isolate's list); packet
+  // sockets see all traffic of an interface. Netlink stays allowed: `ip` and glibc's
+  // getaddrinfo use it, and it is confined by the network namespace.
+  for (uint32_t family : {AF_VSOCK, AF_PACKET}) {
+    add_rule(ctx, kill, "socket", {arg32_eq(0, family)});
+  }
+
+  // File locks, leases and directory notifications on shared inodes are channels between jobs
+  // (as flock above). F_GETLK stays allowed: it only reads.
+  for (uint32_t cmd : {F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW, F_SETLEASE, F_NOTIFY}) {
+    add_rule(ctx, kill, "fcntl", {arg32_eq(1, cmd)});
+  }
+
+  // personality: allowed only to query (0xffffffff) or to set plain PER_LINUX (0); anything else
+  // (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, other execution domains) kills.
+  // libseccomp rejects two comparisons on one argument in a rule, and rules only OR, so "persona
+  // is neither 0 nor 0xffffffff" is written as "some bit i is set and bit i+1 (cyclically, over
+  // the 32 bits the kernel reads) is clear": a value that has both a set and a clear bit has such
+  // a pair, and 0 and 0xffffffff have none. A cover by single-argument rules needs at least 32
+  // rules (each single-bit persona needs its own), so this is minimal.
+  for (unsigned bit = 0; bit < 32; ++bit) {
+    uint64_t set = uint64_t{1} << bit;
+    uint64_t clear = uint64_t{1} << ((bit + 1) % 32);
+    add_rule(ctx, kill, "personality", {scmp_arg_cmp{0, SCMP_CMP_MASKED_EQ, set | clear, set}});
+  }
+}
+
+std::vector<sock_filter> export_bpf(scmp_filter_ctx ctx) {
+  UniqueFd fd(::memfd_create("jailpool-seccomp", MFD_CLOEXEC));
+  if (!fd) throw_errno("memfd_create for the seccomp filter");
+  check_rc(seccomp_export_bpf(ctx, fd.get()), "export BPF");
+  struct stat st;
+  check_sys(::fstat(fd.get(), &st), "fstat seccomp memfd");
+  if (st.st_size <= 0 || st.st_size % sizeof(sock_filter) != 0) {
+    throw Error(fmt::format("libseccomp: exported BPF has {} bytes", st.st_size));
+  }
+  std::vector<sock_filter> insns(st.st_size / sizeof(sock_filter));
+  size_t want = insns.size() * sizeof(sock_filter);
+  auto* out = reinterpret_cast<char*>(insns.data());
+  size_t done = 0;
+  while (done < want) {
+    ssize_t n = ::pread(fd.get(), out + done, want - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("read seccomp memfd");
+    if (n == 0) throw Error("libseccomp: exported BPF is truncated");
+    done += static_cast<size_t>(n);
+  }
+  return insns;
+}
+
+Ctx make_ctx(uint32_t default_action) {
+  Ctx ctx(seccomp_init(default_action));
+  if (!ctx) throw Error("libseccomp: seccomp_init failed");
+  check_rc(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
+           "set the bad-arch action");
+  return ctx;
+}
+
+}  // namespace
+
+const std::vector<std::string>& default_denied_syscalls() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for_each_unconditional([&](const char* name) {
+      if (resolve(name) >= 0) out.emplace_back(name);
+    });
+    return out;
+  }();
+  return names;
+}
+
+SeccompProgram compile_seccomp(const Profile& profile) {
+  // Names are checked in every mode, so a typo shows up even while the filter is switched off.
+  std::set<int> allow;
+  for (const auto& name : profile.seccomp_allow()) {
+    int nr = resolve_field(name, "seccomp_allow");
+    if (nr >= 0) allow.insert(nr);
+  }
+  std::set<int> deny;
+  for (const auto& name : profile.seccomp_deny()) {
+    int nr = resolve_field(name, "seccomp_deny");
+    if (nr >= 0) deny.insert(nr);
+  }
+
+  switch (profile.seccomp()) {
+    case SECCOMP_NONE:
+      return SeccompProgram();
+
+    case SECCOMP_ALLOW_LIST: {
+      // Only the named calls run; a name also in seccomp_deny stays denied. Names of calls this
+      // architecture does not have were skipped, so one profile serves several architectures.
+      Ctx ctx = make_ctx(SCMP_ACT_KILL_PROCESS);
+      for (int nr : allow) {
+        if (!deny.count(nr)) add_rule(ctx.get(), SCMP_ACT_ALLOW, nr, syscall_name(nr));
+      }
+      return SeccompProgram(export_bpf(ctx.get()));
+    }
+
+    case SECCOMP_DEFAULT: {
+      Ctx ctx = make_ctx(SCMP_ACT_ALLOW);
+      add_default_rules(ctx.get());
+      std::set<int> already;
+      for_each_unconditional([&](const char* name) { already.insert(resolve(name)); });
+      // An unconditional kill replaces the argument rules of the same call (libseccomp keeps the
+      // broader rule); calls already denied outright keep their rule (clone3 stays ENOSYS).
+      for (int nr : deny) {
+        if (!already.count(nr)) add_rule(ctx.get(), SCMP_ACT_KILL_PROCESS, nr, syscall_name(nr));
+      }
+      return SeccompProgram(export_bpf(ctx.get()));
+    }
+
+    default:
+      throw ConfigError("seccomp",
+                        fmt::format("unknown mode {}", static_cast<int>(profile.seccomp())));
+  }
+}
+
+std::string syscall_name(int nr) {
+  char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+  if (name == nullptr) {
+    for (const auto& known : kNewSyscalls) {
+      if (known.nr == nr) return known.name;
+    }
+    return fmt::format("syscall {}", nr);
+  }
+  std::string out(name);
+  std::free(name);
+  return out;
+}
+
+}  // namespace jailpool::isolate
