@@ -1,6 +1,7 @@
 #include "isolate/jail.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -93,8 +94,8 @@ std::string tmpfs_options(uint64_t size, uint64_t inodes, uint32_t mode,
   return s;
 }
 
-void build_mounts(LaunchPlan& plan, const JailConfig& config) {
-  const Profile& profile = *config.profile;
+void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bind>& extra_binds,
+                  bool with_template) {
   const uint32_t uid = plan.uid, gid = plan.gid;
   auto op = [&](Kind kind, std::string path, std::string src = {}, unsigned long flags = 0,
                 std::string data = {}) {
@@ -104,7 +105,8 @@ void build_mounts(LaunchPlan& plan, const JailConfig& config) {
     if (!data.empty()) m.data = plan.keep(std::move(data));
     return m;
   };
-  auto& t = plan.template_ops;
+  std::vector<MountOp> unused;
+  auto& t = with_template ? plan.template_ops : unused;
   auto& j = plan.job_ops;
   t.push_back(op(Kind::kTmpfs, "/newroot", {}, kNoSuidDev, "size=1m,nr_inodes=4096,mode=755"));
 
@@ -120,12 +122,12 @@ void build_mounts(LaunchPlan& plan, const JailConfig& config) {
     unsigned long flags = kNoSuidDev | (b.rw ? 0 : MS_RDONLY) | (b.noexec ? MS_NOEXEC : 0);
     remounts.push_back(op(Kind::kRemount, inside, {}, flags));
   };
-  for (int i = 0; i < profile.bind_size(); ++i) {
-    if (auto b = resolve_bind(profile.bind(i), fmt::format("bind[{}].src", i))) add_bind(*b);
-  }
-  for (size_t i = 0; i < config.extra_binds.size(); ++i) {
-    if (auto b = resolve_bind(config.extra_binds[i], fmt::format("job bind[{}].src", i))) {
-      add_bind(*b);
+  if (with_template) {
+    for (int i = 0; i < profile.bind_size(); ++i) {
+      if (auto b = resolve_bind(profile.bind(i), fmt::format("bind[{}].src", i))) add_bind(*b);
+    }
+    for (size_t i = 0; i < extra_binds.size(); ++i) {
+      if (auto b = resolve_bind(extra_binds[i], fmt::format("job bind[{}].src", i))) add_bind(*b);
     }
   }
 
@@ -153,7 +155,9 @@ void build_mounts(LaunchPlan& plan, const JailConfig& config) {
   for (const Symlink& link : profile.symlink()) {
     t.push_back(op(Kind::kSymlink, join("/newroot", link.link()), link.target()));
   }
-  for (auto& m : remounts) t.push_back(m);
+  if (with_template) {
+    for (auto& m : remounts) t.push_back(m);
+  }
   t.push_back(op(Kind::kRemount, "/newroot", {}, MS_RDONLY | kNoSuidDev));
 
   // Per job (inside the jail): fresh writable filesystems and /proc.
@@ -247,8 +251,22 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   const Profile& profile = *config.profile;
   plan.uid = profile.has_uid() ? profile.uid() : 65534;
   plan.gid = profile.has_gid() ? profile.gid() : 65534;
-  build_mounts(plan, config);
-  plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
+  const JailTemplate* tmpl = config.from_template;
+  if (tmpl != nullptr) {
+    if (&tmpl->profile() != config.profile) throw Error("jail: template of another profile");
+    if (!config.extra_binds.empty()) throw Error("jail: a pooled jail cannot have extra binds");
+    build_mounts(plan, profile, config.extra_binds, false);
+    plan.build_root = false;
+    plan.loopback_up = false;
+    for (int i = 0; i < 3; ++i) {
+      plan.join_ns_fds[i] = tmpl->ns_fds()[i];
+      plan.keep_fds.push_back(tmpl->ns_fds()[i]);
+    }
+    plan.unshare_flags = CLONE_NEWNS | CLONE_NEWIPC;
+  } else {
+    build_mounts(plan, profile, config.extra_binds, true);
+    plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
+  }
 
   // stdio: the jail dups these onto 0, 1, 2; keep them above 2 so the dups cannot clobber
   // each other.
@@ -308,8 +326,8 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
     throw_errno("mmap jail stack");
   }
   CloneRequest request;
-  request.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-                  CLONE_PIDFD;
+  request.flags = CLONE_NEWPID | CLONE_PIDFD;
+  if (tmpl == nullptr) request.flags |= CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
   // Handlers of jailpool must not run in init (5.5+; clone(2) fallback copies them instead,
   // harmlessly: init is a pid-namespace init and gets only SIGKILL from outside).
   if (clone3_available()) request.flags |= CLONE_CLEAR_SIGHAND;
@@ -375,6 +393,82 @@ Jail::~Jail() {
     }
   }
   if (stack_ != nullptr) munmap(stack_, stack_size_);
+}
+
+std::unique_ptr<JailTemplate> JailTemplate::create(const Profile& profile) {
+  std::unique_ptr<JailTemplate> t(new JailTemplate());
+  t->profile_ = &profile;
+  t->plan_ = std::make_unique<LaunchPlan>();
+  LaunchPlan& plan = *t->plan_;
+  plan.uid = profile.has_uid() ? profile.uid() : 65534;
+  plan.gid = profile.has_gid() ? profile.gid() : 65534;
+  build_mounts(plan, profile, {}, true);
+  plan.job_ops.clear();
+  plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) throw_errno("pipe");
+  UniqueFd ready_read(ready[0]), ready_write(ready[1]);
+  plan.ready_fd = ready[1];
+  plan.keep_fds.push_back(ready[1]);
+  plan.freeze();
+
+  t->stack_ = mmap(nullptr, kInitStackSize, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (t->stack_ == MAP_FAILED) {
+    t->stack_ = nullptr;
+    throw_errno("mmap template stack");
+  }
+  CloneRequest request;
+  request.flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_PIDFD;
+  if (clone3_available()) request.flags |= CLONE_CLEAR_SIGHAND;
+  request.stack = t->stack_;
+  request.stack_size = kInitStackSize;
+  request.fn = template_holder_main;
+  request.arg = &plan;
+  int pidfd = -1;
+  pid_t pid = clone_vm(request, &pidfd);
+  if (pid < 0) throw SysError(-pid, "clone3 of a template holder");
+  t->pid_ = pid;
+  t->pidfd_.reset(pidfd);
+  ready_write.reset();
+  char byte;
+  ssize_t n;
+  do {
+    n = read(ready_read.get(), &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) {
+    siginfo_t info;
+    while (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+    }
+    t->pid_ = -1;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    throw Error("template: " + describe_failure(plan));
+  }
+  static constexpr const char* kNs[3] = {"mnt", "net", "uts"};
+  for (int i = 0; i < 3; ++i) {
+    std::string path = fmt::format("/proc/{}/ns/{}", pid, kNs[i]);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_errno("open " + path);
+    t->ns_owned_[i].reset(fd);
+    t->ns_fds_[i] = fd;
+  }
+  return t;
+}
+
+bool JailTemplate::alive() const {
+  if (pid_ < 0) return false;
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
+
+JailTemplate::~JailTemplate() {
+  if (pid_ > 0) {
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    siginfo_t info;
+    while (waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 && errno == EINTR) {
+    }
+  }
+  if (stack_ != nullptr) munmap(stack_, kInitStackSize);
 }
 
 }  // namespace jailpool::isolate

@@ -21,6 +21,7 @@ namespace jailpool::isolate {
 
 class JobCgroup;
 class SeccompProgram;
+class JailTemplate;
 
 struct JailConfig {
   const Profile* profile = nullptr;
@@ -31,6 +32,40 @@ struct JailConfig {
   std::vector<LaunchPlan::Rlimit> rlimits;
   int stdio[3] = {-1, -1, -1};  // host fds (not owned), dup'ed into the jail as 0, 1, 2
   SeccompProgram* seccomp = nullptr;  // nullptr or empty: no filter
+  // Start from this template (its profile must be `profile`; no extra_binds) instead of
+  // building the root: the jail joins the template's mount, net and uts namespaces and takes a
+  // private copy of the mount tree and a fresh ipc namespace.
+  const JailTemplate* from_template = nullptr;
+};
+
+// A template: the expensive, job-independent part of a jail, built once and held by a small
+// holder process: the profile's read-only root (pivoted into), a net namespace with lo up, a
+// uts namespace with the hostname. Jobs join it; being unprivileged, they cannot change it
+// (their writable filesystems live in their own copy of the mount namespace).
+class JailTemplate {
+ public:
+  // Builds the template and waits until it is ready. Throws Error with the step that failed.
+  static std::unique_ptr<JailTemplate> create(const Profile& profile);
+  ~JailTemplate();
+  JailTemplate(const JailTemplate&) = delete;
+  JailTemplate& operator=(const JailTemplate&) = delete;
+
+  const Profile& profile() const { return *profile_; }
+  // fds of the holder's mnt, net and uts namespaces.
+  const int* ns_fds() const { return ns_fds_; }
+  // False once the holder died (the template must then be replaced).
+  bool alive() const;
+  pid_t holder_pid() const { return pid_; }
+
+ private:
+  JailTemplate() = default;
+  const Profile* profile_ = nullptr;
+  std::unique_ptr<LaunchPlan> plan_;
+  void* stack_ = nullptr;
+  UniqueFd pidfd_;
+  pid_t pid_ = -1;
+  UniqueFd ns_owned_[3];
+  int ns_fds_[3] = {-1, -1, -1};
 };
 
 // What became of a jail, read after its init was reaped.

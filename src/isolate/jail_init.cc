@@ -37,6 +37,7 @@ const char* describe_stage(LaunchStage stage) {
     case LaunchStage::kStaging: return "mounting the staging tmpfs";
     case LaunchStage::kTemplateMount: return "building the root";
     case LaunchStage::kPivot: return "pivot_root";
+    case LaunchStage::kJoinTemplate: return "joining the template's namespaces";
     case LaunchStage::kJobMount: return "mounting the job's filesystems";
     case LaunchStage::kHostname: return "sethostname";
     case LaunchStage::kLoopback: return "bringing up lo";
@@ -250,15 +251,11 @@ int job_main(void* arg) {
 
 }  // namespace
 
-int jail_init_main(void* arg) {
-  auto* plan = static_cast<LaunchPlan*>(arg);
-  long rc;
-  // If jailpool dies, init dies, and with it every process of the jail (pid namespace).
-  if ((rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0) {
-    fail(plan, LaunchStage::kDeathSignal, rc);
-  }
-  if ((rc = close_other_fds(plan)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
+namespace {
 
+// The template part: a root built from the profile, pivoted into, hostname, loopback.
+void build_template(LaunchPlan* plan) {
+  long rc;
   if (plan->build_root) {
     if ((rc = call(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) < 0) {
       fail(plan, LaunchStage::kPrivateRoot, rc);
@@ -287,17 +284,57 @@ int jail_init_main(void* arg) {
     if ((rc = call(SYS_umount2, ".", MNT_DETACH)) < 0) fail(plan, LaunchStage::kPivot, rc);
     if ((rc = call(SYS_chdir, "/")) < 0) fail(plan, LaunchStage::kPivot, rc);
   }
-  for (size_t i = 0; i < plan->frozen.job_ops.size; ++i) {
-    if ((rc = run_op(plan->frozen.job_ops.data[i])) < 0) {
-      fail(plan, LaunchStage::kJobMount, rc, static_cast<int>(i));
-    }
-  }
   if (plan->hostname != nullptr) {
     if ((rc = call(SYS_sethostname, plan->hostname, raw::strlen(plan->hostname))) < 0) {
       fail(plan, LaunchStage::kHostname, rc);
     }
   }
   if (plan->loopback_up && (rc = loopback_up()) < 0) fail(plan, LaunchStage::kLoopback, rc);
+}
+
+void start_common(LaunchPlan* plan) {
+  long rc;
+  // If jailpool dies, this process dies, and with it every process of the jail.
+  if ((rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0) {
+    fail(plan, LaunchStage::kDeathSignal, rc);
+  }
+  if ((rc = close_other_fds(plan)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
+}
+
+}  // namespace
+
+int template_holder_main(void* arg) {
+  auto* plan = static_cast<LaunchPlan*>(arg);
+  start_common(plan);
+  build_template(plan);
+  long rc = call(SYS_write, plan->ready_fd, "1", 1);
+  if (rc < 0) fail(plan, LaunchStage::kNone, rc);
+  call(SYS_close, plan->ready_fd);
+  for (;;) call(SYS_ppoll, nullptr, 0, nullptr, nullptr, 8);
+}
+
+int jail_init_main(void* arg) {
+  auto* plan = static_cast<LaunchPlan*>(arg);
+  long rc;
+  start_common(plan);
+  // Pooled: join the template (the mount namespace's root becomes ours), then take a private
+  // copy of its mount tree and fresh namespaces for what must not be shared between jobs.
+  static constexpr int kJoinTypes[3] = {CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUTS};
+  for (int i = 0; i < 3; ++i) {
+    if (plan->join_ns_fds[i] < 0) continue;
+    if ((rc = call(SYS_setns, plan->join_ns_fds[i], kJoinTypes[i])) < 0) {
+      fail(plan, LaunchStage::kJoinTemplate, rc, i);
+    }
+  }
+  if (plan->unshare_flags != 0 && (rc = call(SYS_unshare, plan->unshare_flags)) < 0) {
+    fail(plan, LaunchStage::kJoinTemplate, rc, 3);
+  }
+  build_template(plan);
+  for (size_t i = 0; i < plan->frozen.job_ops.size; ++i) {
+    if ((rc = run_op(plan->frozen.job_ops.data[i])) < 0) {
+      fail(plan, LaunchStage::kJobMount, rc, static_cast<int>(i));
+    }
+  }
 
   // The job: vfork-style, on a stack of its own inside this frame (init is suspended until
   // the exec). CLONE_INTO_CGROUP (5.7) places it in the v2 cgroup from birth.

@@ -58,6 +58,7 @@ enum class LaunchStage : int {
   kStaging,
   kTemplateMount,  // template_ops[index]
   kPivot,
+  kJoinTemplate,  // index: 0 mnt, 1 net, 2 uts, 3 unshare
   kJobMount,  // job_ops[index]
   kHostname,
   kLoopback,
@@ -95,6 +96,12 @@ struct LaunchPlan {
   std::vector<MountOp> job_ops;       // after the pivot, paths inside the jail
   const char* hostname = nullptr;
   bool loopback_up = true;
+  // A pooled jail joins a template's namespaces (mnt, net, uts: fds of /proc/PID/ns/*, -1 =
+  // none) and then unshares these (a private copy of the mount tree, a fresh ipc namespace).
+  int join_ns_fds[3] = {-1, -1, -1};
+  int unshare_flags = 0;
+  // Template holders only: written once the template is ready, then the holder waits.
+  int ready_fd = -1;
 
   // The job's first process.
   std::vector<int> keep_fds;    // fds init keeps open (all others are closed at start)
@@ -146,5 +153,10 @@ struct LaunchPlan {
 // Runs in init (CLONE_VM child). Never returns an error to the caller: reports it in
 // plan->report and exits non-zero.
 int jail_init_main(void* plan);
+
+// Runs in a template holder (CLONE_VM child with its own mount, net, uts namespaces): builds
+// the root and pivots into it, sets the hostname, brings lo up, writes one byte to ready_fd and
+// then waits until it is killed (or jailpool dies).
+int template_holder_main(void* plan);
 
 }  // namespace jailpool::isolate

@@ -21,6 +21,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
 #include "isolate/seccomp.h"
+#include "pool/template_pool.h"
 
 namespace jailpool::sched {
 
@@ -113,6 +114,7 @@ struct Executor::Running {
   Limits limits;
   JobResult result;
   std::unique_ptr<isolate::JobCgroup> cgroup;
+  std::unique_ptr<isolate::JailTemplate> jail_template;
   std::unique_ptr<isolate::Jail> jail;
   std::vector<UniqueFd> job_side_fds;  // closed right after the start
   OutputPipe out[2];
@@ -136,11 +138,13 @@ Executor::Executor(ExecutorOptions options)
   if (options_.parallelism == 0) options_.parallelism = 1;
   cgroups_ = isolate::CgroupSystem::detect(options_.cgroup_parent);
   loop_ = EventLoop::create(options_.loop_backend);
+  if (options_.use_pool) templates_ = std::make_unique<pool::TemplatePool>(options_.parallelism);
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
 }
 
 Executor::~Executor() {
+  templates_.reset();
   if (cgroups_) cgroups_->remove_parent_if_empty();
 }
 
@@ -245,6 +249,10 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     if (r.limits.has_memory_bytes()) cg_limits.memory_bytes = r.limits.memory_bytes();
     if (r.limits.has_pids()) cg_limits.pids = r.limits.pids();
     r.cgroup = cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
+    if (templates_ && spec.bind_size() == 0) {
+      r.jail_template = templates_->acquire(profile);
+      config.from_template = r.jail_template.get();
+    }
     r.jail = isolate::Jail::start(config, *r.cgroup);
   } catch (const ConfigError& e) {
     r.result.set_status(SETUP_ERROR);
@@ -255,6 +263,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
   }
   r.job_side_fds.clear();
   if (!r.jail) {
+    if (r.jail_template) templates_->release(std::move(r.jail_template));
     r.out[0].open = r.out[1].open = false;
     r.finished = true;
     running.push_back(std::move(job));
@@ -318,6 +327,7 @@ bool drain(OutputPipe& pipe, uint64_t limit, bool* over_limit) {
 void Executor::finish_job(Running& r) {
   uint64_t reaped_ns = monotonic_now_ns();
   isolate::JailOutcome outcome = r.jail->reap();
+  if (r.jail_template) templates_->release(std::move(r.jail_template));
   uint64_t output_limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
   for (auto& pipe : r.out) {
     if (!pipe.open) continue;

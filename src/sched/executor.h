@@ -15,6 +15,9 @@
 namespace jailpool::isolate {
 class CgroupSystem;
 }
+namespace jailpool::pool {
+class TemplatePool;
+}
 
 namespace jailpool::sched {
 
@@ -24,6 +27,8 @@ struct ExecutorOptions {
   EventLoop::Backend loop_backend = EventLoop::Backend::kAuto;
   // jailpool's own fds that Stream.inherit refers to (the CLI's stdin/stdout/stderr).
   int inherit_fds[3] = {0, 1, 2};
+  // Start jobs from pooled templates (jobs with extra binds still get a fresh jail).
+  bool use_pool = false;
 };
 
 struct JobRequest {
@@ -57,6 +62,7 @@ class Executor {
   }
 
   const isolate::CgroupSystem& cgroups() const { return *cgroups_; }
+  pool::TemplatePool* templates() { return templates_.get(); }
   const char* loop_name() const;
 
  private:
@@ -67,6 +73,7 @@ class Executor {
   ExecutorOptions options_;
   std::unique_ptr<isolate::CgroupSystem> cgroups_;
   std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<pool::TemplatePool> templates_;
   std::atomic<int> stop_{0};
   uint64_t next_serial_ = 0;
   unsigned cpus_ = 1;
