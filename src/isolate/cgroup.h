@@ -52,14 +52,14 @@ struct CgroupStats {
 struct CgroupInfo {
   CgroupMode mode;
   std::string v2_mount;                 // "" when there is no cgroup2 mount
-  std::vector<std::string> v2_controllers;  // enabled for jailpool's parent
+  std::vector<std::string> v2_controllers;  // in the parent's subtree_control (jobs get these)
   std::vector<std::pair<std::string, std::string>> v1_mounts;  // controller -> mount point
   std::string cpu_source;     // e.g. "v2 cpu.stat" or "v1 cpuacct"
   std::string memory_source;  // "v2 memory" / "v1 memory" / "none"
   std::string pids_source;    // "v2 pids" / "v1 pids" / "none"
-  bool has_cgroup_kill = false;
-  bool has_memory_peak = false;
-  bool has_pids_peak = false;
+  bool has_cgroup_kill = false;  // v2 cgroup.kill (5.14+)
+  bool has_memory_peak = false;  // v2 memory.peak (5.19+); v1 uses max_usage_in_bytes instead
+  bool has_pids_peak = false;    // pids.peak (6.1+)
 };
 
 // One cgroup mount found in /proc/self/mountinfo.

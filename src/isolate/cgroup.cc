@@ -1,0 +1,864 @@
+// cgroup backend: detection from /proc/self/mountinfo, parent setup, per-job cgroups.
+//
+// Kernel facts this relies on (kernel.md sections 1.5, 1.6, 2):
+//   - cpu.stat usage_usec exists in every non-root v2 cgroup, no controller needed (4.15+).
+//   - cgroup.kill: 5.14+. memory.peak: 5.19+. pids.peak: 6.1+ (v2 and v1). oom_kill in v1
+//     memory.oom_control: 4.13+. All optional files are probed, never assumed.
+//   - Control files are seq files: pread at offset 0 on a pre-opened fd re-generates them.
+#include "isolate/cgroup.h"
+
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "common/error.h"
+
+namespace jailpool::isolate {
+
+const char* to_string(CgroupMode mode) {
+  switch (mode) {
+    case CgroupMode::kV1:
+      return "v1";
+    case CgroupMode::kV2:
+      return "v2";
+    case CgroupMode::kHybrid:
+      return "hybrid";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// The v1 controllers we recognise in a cgroup mount's super options (the rest are options).
+constexpr std::string_view kV1Controllers[] = {
+    "cpuset",  "cpu",      "cpuacct", "blkio", "io",   "memory", "devices",   "freezer",
+    "net_cls", "net_prio", "hugetlb", "pids",  "rdma", "misc",   "perf_event"};
+
+// ---------------------------------------------------------------------------------------------
+// Small string and file helpers.
+
+std::string path_join(std::string_view dir, std::string_view name) {
+  std::string path(dir);
+  if (path.empty() || path.back() != '/') path += '/';
+  path += name;
+  return path;
+}
+
+std::vector<std::string> split_words(std::string_view text) {
+  std::vector<std::string> words;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t start = text.find_first_not_of(" \t\n", pos);
+    if (start == std::string_view::npos) break;
+    size_t end = text.find_first_of(" \t\n", start);
+    if (end == std::string_view::npos) end = text.size();
+    words.emplace_back(text.substr(start, end - start));
+    pos = end;
+  }
+  return words;
+}
+
+bool contains(const std::vector<std::string>& words, std::string_view word) {
+  return std::find(words.begin(), words.end(), word) != words.end();
+}
+
+std::optional<uint64_t> parse_u64(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// The value of the "key N" line of a flat-keyed file (cpu.stat, memory.events, ...).
+std::optional<uint64_t> find_key(std::string_view text, std::string_view key) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ' ') {
+      return parse_u64(line.substr(key.size() + 1));
+    }
+    pos = eol + 1;
+  }
+  return std::nullopt;
+}
+
+bool exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
+UniqueFd open_file(const std::string& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
+  if (!fd) throw_errno("open " + path);
+  return fd;
+}
+
+// An invalid fd when the file does not exist (optional control files).
+UniqueFd open_optional(const std::string& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
+  if (!fd && errno != ENOENT) throw_errno("open " + path);
+  return fd;
+}
+
+void write_fd(int fd, std::string_view data, const std::string& path) {
+  ssize_t n;
+  do {
+    n = ::write(fd, data.data(), data.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw_errno("write " + path);
+  if (static_cast<size_t>(n) != data.size()) throw Error("write " + path + ": short write");
+}
+
+void write_file(const std::string& path, std::string_view data) {
+  UniqueFd fd = open_file(path, O_WRONLY);
+  write_fd(fd.get(), data, path);
+}
+
+std::string read_file(const std::string& path) {
+  UniqueFd fd = open_file(path, O_RDONLY);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read " + path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// Reads the file behind `fd` from offset 0 into buf (NUL-terminated); returns the length.
+// A seq file returns less than asked only at its end, so a short read ends the loop.
+size_t pread_all(int fd, char* buf, size_t cap, const std::string& path) {
+  size_t len = 0;
+  while (len + 1 < cap) {
+    size_t want = cap - 1 - len;
+    ssize_t n = ::pread(fd, buf + len, want, static_cast<off_t>(len));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read " + path);
+    }
+    len += static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < want) break;
+  }
+  buf[len] = '\0';
+  return len;
+}
+
+// Directory names we create: one path component, nothing the kernel would interpret.
+void check_component(const std::string& name, std::string_view what) {
+  if (name.empty() || name == "." || name == ".." || name.size() > 255 ||
+      name.find_first_of("/\n") != std::string::npos) {
+    throw Error(fmt::format("{} \"{}\": must be a single path component", what, name));
+  }
+}
+
+void sleep_us(int usec) {
+  std::this_thread::sleep_for(std::chrono::microseconds(usec));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Killing what a cgroup lists, without ever hitting a recycled pid.
+
+// The path a hierarchy shows in /proc/<pid>/cgroup for a directory `parent/name` below a mount
+// whose root is `mount_root`.
+std::string proc_path(const std::string& mount_root, const std::string& parent,
+                      const std::string& name) {
+  std::string base = mount_root == "/" ? "" : mount_root;
+  return base + "/" + parent + "/" + name;
+}
+
+// True when /proc/<pid>/cgroup puts pid in `cg_path` of the hierarchy selected by `match`
+// (a v1 controller name, or "" for the v2 line "0::").
+bool pid_in_cgroup(pid_t pid, const std::string& match, const std::string& cg_path) {
+  std::string text;
+  try {
+    text = read_file(fmt::format("/proc/{}/cgroup", pid));
+  } catch (const SysError&) {
+    return false;  // gone
+  }
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 1;
+    size_t c1 = line.find(':');
+    size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view id = line.substr(0, c1);
+    std::string_view ctrls = line.substr(c1 + 1, c2 - c1 - 1);
+    std::string_view path = line.substr(c2 + 1);
+    bool hierarchy_matches;
+    if (match.empty()) {
+      hierarchy_matches = id == "0" && ctrls.empty();
+    } else {
+      hierarchy_matches = false;
+      size_t p = 0;
+      while (p <= ctrls.size()) {
+        size_t comma = ctrls.find(',', p);
+        if (comma == std::string_view::npos) comma = ctrls.size();
+        if (ctrls.substr(p, comma - p) == match) hierarchy_matches = true;
+        p = comma + 1;
+      }
+    }
+    if (hierarchy_matches) return path == cg_path;
+  }
+  return false;
+}
+
+// SIGKILLs pid if it is (still) a member of the cgroup. The pidfd is taken before the
+// membership check, so the signal goes to the process that was checked or to nobody.
+void kill_member(pid_t pid, const std::string& match, const std::string& cg_path) {
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));  // 5.3+
+  if (pidfd < 0 && errno == ESRCH) return;
+  UniqueFd owner(pidfd);
+  if (!pid_in_cgroup(pid, match, cg_path)) return;
+  if (owner) {
+    ::syscall(SYS_pidfd_send_signal, owner.get(), SIGKILL, nullptr, 0);  // 5.1+
+  } else {
+    ::kill(pid, SIGKILL);  // kernels without pidfd_open: a tiny pid-reuse window remains
+  }
+}
+
+// Reads the pids in dir/cgroup.procs. An empty list when the directory is gone.
+std::vector<pid_t> read_procs(const std::string& dir) {
+  std::string path = path_join(dir, "cgroup.procs");
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return {};
+    throw_errno("open " + path);
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read " + path);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  std::vector<pid_t> pids;
+  for (const std::string& word : split_words(text)) {
+    if (auto v = parse_u64(word); v && *v > 0) pids.push_back(static_cast<pid_t>(*v));
+  }
+  return pids;
+}
+
+// One pass: SIGKILL every listed member. Returns false when the list was empty.
+bool kill_listed(const std::string& dir, const std::string& match, const std::string& cg_path) {
+  std::vector<pid_t> pids = read_procs(dir);
+  for (pid_t pid : pids) kill_member(pid, match, cg_path);
+  return !pids.empty();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout: which hierarchy serves what. Shared (copied) by the system and its jobs.
+
+enum class Source { kNone, kV2, kV1 };
+
+struct Hierarchy {
+  bool v2 = false;
+  std::string mount;
+  std::string mount_root;  // as /proc/<pid>/cgroup shows paths
+  std::string match;       // v1: a controller of the hierarchy (its /proc/<pid>/cgroup line)
+  std::string parent_dir;
+  bool memory = false;  // v1 roles
+  bool pids = false;
+  bool cpuacct = false;
+};
+
+struct Layout {
+  std::string parent;
+  std::optional<Hierarchy> v2;
+  std::vector<Hierarchy> v1;  // distinct mounts, each with its roles
+  Source cpu = Source::kNone;
+  Source memory = Source::kNone;
+  Source pids = Source::kNone;
+  bool cgroup_kill = false;
+  uint64_t clk_tck = 100;
+};
+
+// ---------------------------------------------------------------------------------------------
+// JobCgroup.
+
+class JobCgroupImpl final : public JobCgroup {
+ public:
+  explicit JobCgroupImpl(const Layout& layout)
+      : cpu_src_(layout.cpu),
+        mem_src_(layout.memory),
+        pids_src_(layout.pids),
+        cgroup_kill_(layout.cgroup_kill),
+        clk_tck_(layout.clk_tck) {}
+
+  ~JobCgroupImpl() override { teardown(); }
+
+  // Called once by CgroupSystemImpl::create. On a throw the destructor removes what was made.
+  void build(const Layout& layout, const std::string& name, const CgroupLimits& limits);
+
+  int v2_dir_fd() const override { return v2_dir_.get(); }
+
+  std::vector<int> attach_fds(bool include_v2) const override {
+    std::vector<int> fds;
+    if (include_v2 && v2_procs_.fd) fds.push_back(v2_procs_.fd.get());
+    for (const File& f : v1_procs_) fds.push_back(f.fd.get());
+    return fds;
+  }
+
+  CgroupStats read_stats() const override;
+  uint64_t read_cpu_usec() const override;
+  void kill_all() override;
+  bool populated() const override;
+  std::vector<std::string> release_dirs() override;
+
+ private:
+  struct File {
+    UniqueFd fd;
+    std::string path;
+  };
+  struct Dir {
+    std::string path;
+    std::string cg_path;  // as in /proc/<pid>/cgroup
+    std::string match;    // "" for v2
+    bool v2 = false;
+  };
+
+  void make_dir(const std::string& parent_dir, const std::string& name, const std::string& root,
+                const std::string& parent, const std::string& match, bool v2);
+  static File open_control(const std::string& dir, const char* file, int flags, bool optional);
+  void teardown() noexcept;
+
+  Source cpu_src_, mem_src_, pids_src_;
+  bool cgroup_kill_;
+  uint64_t clk_tck_;
+  bool released_ = false;
+
+  std::vector<Dir> dirs_;  // v2 first; one level each, so any order is deepest-first
+  UniqueFd v2_dir_;
+  File v2_procs_, v2_events_;
+  std::vector<File> v1_procs_;
+  File cpu_;           // v2 cpu.stat or v1 cpuacct.usage
+  File cpuacct_stat_;  // v1 only
+  File mem_peak_;      // memory.peak or memory.max_usage_in_bytes
+  File mem_events_;    // memory.events or memory.oom_control
+  File mem_failcnt_;   // v1 only
+  File pids_peak_;     // optional
+  File pids_events_;
+};
+
+void JobCgroupImpl::make_dir(const std::string& parent_dir, const std::string& name,
+                             const std::string& root, const std::string& parent,
+                             const std::string& match, bool v2) {
+  std::string path = path_join(parent_dir, name);
+  if (::mkdir(path.c_str(), 0755) < 0) throw_errno("mkdir " + path);
+  dirs_.push_back(Dir{path, proc_path(root, parent, name), match, v2});
+}
+
+JobCgroupImpl::File JobCgroupImpl::open_control(const std::string& dir, const char* file, int flags,
+                                                bool optional) {
+  std::string path = path_join(dir, file);
+  UniqueFd fd = optional ? open_optional(path, flags) : open_file(path, flags);
+  return File{std::move(fd), std::move(path)};
+}
+
+void JobCgroupImpl::build(const Layout& layout, const std::string& name,
+                          const CgroupLimits& limits) {
+  if (limits.memory_bytes && layout.memory == Source::kNone) {
+    throw Error(
+        fmt::format("cgroup {}: a memory limit needs the memory controller, which is "
+                    "not available (see jailpool check)",
+                    name));
+  }
+  if (limits.pids && layout.pids == Source::kNone) {
+    throw Error(
+        fmt::format("cgroup {}: a pids limit needs the pids controller, which is not "
+                    "available (see jailpool check)",
+                    name));
+  }
+
+  // Directories first (all of them, so a failure below removes each).
+  std::string v2_path, mem_path, pids_path, cpuacct_path;
+  if (layout.v2) {
+    make_dir(layout.v2->parent_dir, name, layout.v2->mount_root, layout.parent, "", true);
+    v2_path = dirs_.back().path;
+  }
+  for (const Hierarchy& h : layout.v1) {
+    make_dir(h.parent_dir, name, h.mount_root, layout.parent, h.match, false);
+    if (h.memory) mem_path = dirs_.back().path;
+    if (h.pids) pids_path = dirs_.back().path;
+    if (h.cpuacct) cpuacct_path = dirs_.back().path;
+  }
+  if (mem_src_ == Source::kV2) mem_path = v2_path;
+  if (pids_src_ == Source::kV2) pids_path = v2_path;
+
+  // Limits.
+  if (mem_src_ == Source::kV2) {
+    if (limits.memory_bytes) {
+      write_file(path_join(mem_path, "memory.max"), fmt::format("{}", *limits.memory_bytes));
+    }
+    // No swap for jobs: absent without CONFIG_SWAP (or swapaccount=0).
+    std::string swap = path_join(mem_path, "memory.swap.max");
+    if (UniqueFd fd = open_optional(swap, O_WRONLY)) write_fd(fd.get(), "0", swap);
+  } else if (mem_src_ == Source::kV1 && limits.memory_bytes) {
+    // Only limit_in_bytes: with memsw.limit set too, failcnt stays 0 on an anon OOM (6.18,
+    // kernel.md trap 3), and there is no swap to limit anyway.
+    write_file(path_join(mem_path, "memory.limit_in_bytes"),
+               fmt::format("{}", *limits.memory_bytes));
+  }
+  if (limits.pids) write_file(path_join(pids_path, "pids.max"), fmt::format("{}", *limits.pids));
+
+  // The fds the hot path uses.
+  if (layout.v2) {
+    v2_dir_.reset(::open(v2_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!v2_dir_) throw_errno("open " + v2_path);
+    v2_procs_ = open_control(v2_path, "cgroup.procs", O_WRONLY, false);
+    v2_events_ = open_control(v2_path, "cgroup.events", O_RDONLY, false);
+  }
+  for (const Dir& d : dirs_) {
+    if (!d.v2) v1_procs_.push_back(open_control(d.path, "cgroup.procs", O_WRONLY, false));
+  }
+  if (cpu_src_ == Source::kV2) {
+    cpu_ = open_control(v2_path, "cpu.stat", O_RDONLY, false);
+  } else if (cpu_src_ == Source::kV1) {
+    cpu_ = open_control(cpuacct_path, "cpuacct.usage", O_RDONLY, false);
+    cpuacct_stat_ = open_control(cpuacct_path, "cpuacct.stat", O_RDONLY, false);
+  }
+  if (mem_src_ == Source::kV2) {
+    mem_peak_ = open_control(mem_path, "memory.peak", O_RDONLY, true);  // 5.19+
+    mem_events_ = open_control(mem_path, "memory.events", O_RDONLY, false);
+  } else if (mem_src_ == Source::kV1) {
+    mem_peak_ = open_control(mem_path, "memory.max_usage_in_bytes", O_RDONLY, false);
+    mem_events_ = open_control(mem_path, "memory.oom_control", O_RDONLY, false);
+    mem_failcnt_ = open_control(mem_path, "memory.failcnt", O_RDONLY, false);
+  }
+  if (pids_src_ != Source::kNone) {
+    pids_peak_ = open_control(pids_path, "pids.peak", O_RDONLY, true);  // 6.1+
+    pids_events_ = open_control(pids_path, "pids.events", O_RDONLY, false);
+  }
+}
+
+CgroupStats JobCgroupImpl::read_stats() const {
+  CgroupStats stats;
+  char buf[1024];
+  if (cpu_src_ == Source::kV2) {
+    std::string_view text(buf, pread_all(cpu_.fd.get(), buf, sizeof buf, cpu_.path));
+    stats.cpu_usec = find_key(text, "usage_usec").value_or(0);
+    stats.cpu_user_usec = find_key(text, "user_usec").value_or(0);
+    stats.cpu_sys_usec = find_key(text, "system_usec").value_or(0);
+  } else if (cpu_src_ == Source::kV1) {
+    std::string_view text(buf, pread_all(cpu_.fd.get(), buf, sizeof buf, cpu_.path));
+    stats.cpu_usec = parse_u64(text).value_or(0) / 1000;
+    text = std::string_view(buf,
+                            pread_all(cpuacct_stat_.fd.get(), buf, sizeof buf, cpuacct_stat_.path));
+    // USER_HZ ticks, sampled.
+    stats.cpu_user_usec = find_key(text, "user").value_or(0) * 1000000 / clk_tck_;
+    stats.cpu_sys_usec = find_key(text, "system").value_or(0) * 1000000 / clk_tck_;
+  }
+
+  if (mem_peak_.fd) {
+    std::string_view text(buf, pread_all(mem_peak_.fd.get(), buf, sizeof buf, mem_peak_.path));
+    stats.memory_peak_bytes = parse_u64(text);
+    if (stats.memory_peak_bytes) {
+      stats.memory_peak_source =
+          mem_src_ == Source::kV2 ? MemoryPeakSource::kV2MemoryPeak : MemoryPeakSource::kV1MaxUsage;
+    }
+  }
+  if (mem_events_.fd) {
+    std::string_view text(buf, pread_all(mem_events_.fd.get(), buf, sizeof buf, mem_events_.path));
+    stats.oom_kills = find_key(text, "oom_kill").value_or(0);  // both files use this key
+    if (mem_src_ == Source::kV2) stats.memory_limit_hit = find_key(text, "max").value_or(0) > 0;
+  }
+  if (mem_failcnt_.fd) {
+    std::string_view text(buf,
+                          pread_all(mem_failcnt_.fd.get(), buf, sizeof buf, mem_failcnt_.path));
+    stats.memory_limit_hit = parse_u64(text).value_or(0) > 0;
+  }
+
+  if (pids_peak_.fd) {
+    std::string_view text(buf, pread_all(pids_peak_.fd.get(), buf, sizeof buf, pids_peak_.path));
+    stats.pids_peak = parse_u64(text);
+  }
+  if (pids_events_.fd) {
+    std::string_view text(buf,
+                          pread_all(pids_events_.fd.get(), buf, sizeof buf, pids_events_.path));
+    stats.pids_limit_hit = find_key(text, "max").value_or(0) > 0;
+  }
+  return stats;
+}
+
+uint64_t JobCgroupImpl::read_cpu_usec() const {
+  if (cpu_src_ == Source::kNone) return 0;
+  char buf[256];  // usage_usec is the first line of cpu.stat
+  ssize_t n;
+  do {
+    n = ::pread(cpu_.fd.get(), buf, sizeof buf - 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw_errno("read " + cpu_.path);
+  std::string_view text(buf, static_cast<size_t>(n));
+  if (cpu_src_ == Source::kV2) return find_key(text, "usage_usec").value_or(0);
+  return parse_u64(text).value_or(0) / 1000;
+}
+
+void JobCgroupImpl::kill_all() {
+  for (const Dir& d : dirs_) {
+    if (!d.v2) continue;
+    if (cgroup_kill_) {
+      write_file(path_join(d.path, "cgroup.kill"), "1");
+      return;
+    }
+    for (int pass = 0; pass < 200 && kill_listed(d.path, d.match, d.cg_path); ++pass) {
+      sleep_us(500);
+    }
+    return;
+  }
+  // Pure v1: every hierarchy, since a process may have attached itself to only some.
+  for (const Dir& d : dirs_) {
+    for (int pass = 0; pass < 200 && kill_listed(d.path, d.match, d.cg_path); ++pass) {
+      sleep_us(500);
+    }
+  }
+}
+
+bool JobCgroupImpl::populated() const {
+  if (v2_events_.fd) {
+    char buf[128];
+    std::string_view text(buf, pread_all(v2_events_.fd.get(), buf, sizeof buf, v2_events_.path));
+    return find_key(text, "populated").value_or(0) != 0;
+  }
+  for (const Dir& d : dirs_) {
+    if (!read_procs(d.path).empty()) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> JobCgroupImpl::release_dirs() {
+  v2_dir_.reset();
+  v2_procs_ = File{};
+  v2_events_ = File{};
+  v1_procs_.clear();
+  cpu_ = File{};
+  cpuacct_stat_ = File{};
+  mem_peak_ = File{};
+  mem_events_ = File{};
+  mem_failcnt_ = File{};
+  pids_peak_ = File{};
+  pids_events_ = File{};
+  std::vector<std::string> dirs;
+  if (!released_) {
+    for (const Dir& d : dirs_) dirs.push_back(d.path);
+  }
+  released_ = true;
+  return dirs;
+}
+
+void JobCgroupImpl::teardown() noexcept {
+  if (released_ || dirs_.empty()) return;
+  try {
+    if (!v2_events_.fd || populated()) kill_all();
+  } catch (...) {
+    // Best effort; the rmdir loop below retries with per-directory kills.
+  }
+  // A killed task takes a moment to leave (about 4 ms for 10 processes here), so rmdir may
+  // report EBUSY for a while. Give up after ~100 ms rather than block the caller.
+  std::vector<const Dir*> left;
+  for (const Dir& d : dirs_) left.push_back(&d);
+  auto start = std::chrono::steady_clock::now();
+  for (int round = 0;; ++round) {
+    std::vector<const Dir*> busy;
+    for (const Dir* d : left) {
+      if (::rmdir(d->path.c_str()) < 0 && errno == EBUSY) busy.push_back(d);
+    }
+    left.swap(busy);
+    if (left.empty()) return;
+    auto elapsed = std::chrono::steady_clock::now() - start;
+    if (elapsed > std::chrono::milliseconds(100)) return;
+    if (round % 10 == 9) {
+      // Something that was not reached by kill_all (e.g. a process in a v1 cgroup only).
+      for (const Dir* d : left) {
+        try {
+          kill_listed(d->path, d->match, d->cg_path);
+        } catch (...) {
+        }
+      }
+    }
+    sleep_us(1000);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CgroupSystem.
+
+class CgroupSystemImpl final : public CgroupSystem {
+ public:
+  // Records each parent directory it creates in *created, so that detect() can remove them
+  // again when the constructor throws.
+  CgroupSystemImpl(const std::string& parent, const std::vector<CgroupMount>& mounts,
+                   const CgroupOptions& options, std::vector<std::string>* created);
+
+  const CgroupInfo& info() const override { return info_; }
+
+  std::unique_ptr<JobCgroup> create(const std::string& name, const CgroupLimits& limits) override {
+    check_component(name, "cgroup name");
+    auto job = std::make_unique<JobCgroupImpl>(layout_);
+    job->build(layout_, name, limits);
+    return job;
+  }
+
+  void remove_parent_if_empty() override {
+    for (const std::string& dir : parent_dirs()) {
+      if (::rmdir(dir.c_str()) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY) {
+        throw_errno("rmdir " + dir);
+      }
+    }
+  }
+
+  std::vector<std::string> parent_dirs() const override {
+    std::vector<std::string> dirs;
+    if (layout_.v2) dirs.push_back(layout_.v2->parent_dir);
+    for (const Hierarchy& h : layout_.v1) dirs.push_back(h.parent_dir);
+    return dirs;
+  }
+
+ private:
+  void make_parent(const std::string& dir) {
+    if (::mkdir(dir.c_str(), 0755) == 0) {
+      created_->push_back(dir);
+    } else if (errno != EEXIST) {
+      throw_errno("mkdir " + dir);
+    }
+  }
+  bool enable_v2_controller(const Hierarchy& h, const std::string& controller);
+
+  Layout layout_;
+  CgroupInfo info_{};
+  std::vector<std::string>* created_;
+};
+
+// Makes `controller` available to the job cgroups: the root must pass it to the parent, and
+// the parent to its children. Returns false (leaving the fallback to the caller) when the
+// kernel refuses, e.g. EBUSY in a container whose cgroup-namespace root holds processes.
+bool CgroupSystemImpl::enable_v2_controller(const Hierarchy& h, const std::string& controller) {
+  std::string root_ctl = path_join(h.mount, "cgroup.subtree_control");
+  std::string parent_ctl = path_join(h.parent_dir, "cgroup.subtree_control");
+  try {
+    if (!contains(split_words(read_file(root_ctl)), controller)) {
+      write_file(root_ctl, "+" + controller);
+    }
+    if (!contains(split_words(read_file(parent_ctl)), controller)) {
+      write_file(parent_ctl, "+" + controller);
+    }
+  } catch (const SysError&) {
+    return false;
+  }
+  return true;
+}
+
+CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
+                                   const std::vector<CgroupMount>& mounts,
+                                   const CgroupOptions& options, std::vector<std::string>* created)
+    : created_(created) {
+  layout_.parent = parent;
+  long tck = ::sysconf(_SC_CLK_TCK);
+  layout_.clk_tck = tck > 0 ? static_cast<uint64_t>(tck) : 100;
+
+  const CgroupMount* v2_mount = nullptr;
+  std::map<std::string, const CgroupMount*> v1_by_controller;  // the first mount wins
+  for (const CgroupMount& m : mounts) {
+    if (m.v2) {
+      if (!v2_mount && options.use_v2) v2_mount = &m;
+      continue;
+    }
+    for (const std::string& c : m.controllers) {
+      if (v1_by_controller.emplace(c, &m).second) info_.v1_mounts.emplace_back(c, m.mount_point);
+    }
+  }
+  if (!v2_mount && v1_by_controller.empty()) {
+    throw Error("no cgroup or cgroup2 hierarchy is mounted (/proc/self/mountinfo)");
+  }
+  info_.mode = !v2_mount                  ? CgroupMode::kV1
+               : v1_by_controller.empty() ? CgroupMode::kV2
+                                          : CgroupMode::kHybrid;
+
+  bool v2_memory = false, v2_pids = false;
+  if (v2_mount) {
+    Hierarchy h;
+    h.v2 = true;
+    h.mount = v2_mount->mount_point;
+    h.mount_root = v2_mount->root;
+    h.parent_dir = path_join(h.mount, parent);
+    make_parent(h.parent_dir);
+    info_.v2_mount = h.mount;
+
+    // Only the controllers this v2 hierarchy has (in hybrid mode a controller bound to a v1
+    // mount never shows up here).
+    auto root_controllers = split_words(read_file(path_join(h.mount, "cgroup.controllers")));
+    if (contains(root_controllers, "memory")) v2_memory = enable_v2_controller(h, "memory");
+    if (contains(root_controllers, "pids")) v2_pids = enable_v2_controller(h, "pids");
+    // cpu is optional (only cpu.stat's extra fields); never enabled in the root for it.
+    std::string parent_ctl = path_join(h.parent_dir, "cgroup.subtree_control");
+    auto offered = split_words(read_file(path_join(h.parent_dir, "cgroup.controllers")));
+    if (contains(offered, "cpu") && !contains(split_words(read_file(parent_ctl)), "cpu")) {
+      try {
+        write_file(parent_ctl, "+cpu");
+      } catch (const SysError&) {
+        // e.g. EINVAL with realtime tasks around on older kernels; harmless.
+      }
+    }
+    info_.v2_controllers = split_words(read_file(parent_ctl));
+    if (exists(path_join(h.parent_dir, "cpu.stat"))) layout_.cpu = Source::kV2;  // 4.15+
+    info_.has_cgroup_kill = exists(path_join(h.parent_dir, "cgroup.kill"));      // 5.14+
+    layout_.cgroup_kill = info_.has_cgroup_kill && options.use_cgroup_kill;
+    layout_.v2 = std::move(h);
+  }
+
+  // A v1 hierarchy for a role; mounts shared by several controllers appear once.
+  auto use_v1 = [&](const char* controller) -> Hierarchy* {
+    auto it = v1_by_controller.find(controller);
+    if (it == v1_by_controller.end()) return nullptr;
+    const CgroupMount& m = *it->second;
+    for (Hierarchy& h : layout_.v1) {
+      if (h.mount == m.mount_point) return &h;
+    }
+    Hierarchy h;
+    h.mount = m.mount_point;
+    h.mount_root = m.root;
+    h.match = controller;
+    h.parent_dir = path_join(h.mount, parent);
+    make_parent(h.parent_dir);
+    layout_.v1.push_back(std::move(h));
+    return &layout_.v1.back();
+  };
+
+  std::string mem_parent, pids_parent;
+  if (v2_memory) {
+    layout_.memory = Source::kV2;
+    mem_parent = layout_.v2->parent_dir;
+  } else if (Hierarchy* h = use_v1("memory")) {
+    h->memory = true;
+    layout_.memory = Source::kV1;
+    mem_parent = h->parent_dir;
+  }
+  if (v2_pids) {
+    layout_.pids = Source::kV2;
+    pids_parent = layout_.v2->parent_dir;
+  } else if (Hierarchy* h = use_v1("pids")) {
+    h->pids = true;
+    layout_.pids = Source::kV1;
+    pids_parent = h->parent_dir;
+  }
+  if (layout_.cpu != Source::kV2) {
+    if (Hierarchy* h = use_v1("cpuacct")) {
+      h->cpuacct = true;
+      layout_.cpu = Source::kV1;
+    }
+  }
+  if (!layout_.v2 && layout_.v1.empty()) {
+    throw Error(
+        "no usable cgroup hierarchy: no cgroup2 mount and no v1 memory, pids or cpuacct mount "
+        "(/proc/self/mountinfo)");
+  }
+
+  info_.cpu_source = layout_.cpu == Source::kV2   ? "v2 cpu.stat"
+                     : layout_.cpu == Source::kV1 ? "v1 cpuacct"
+                                                  : "none";
+  info_.memory_source = layout_.memory == Source::kV2   ? "v2 memory"
+                        : layout_.memory == Source::kV1 ? "v1 memory"
+                                                        : "none";
+  info_.pids_source = layout_.pids == Source::kV2   ? "v2 pids"
+                      : layout_.pids == Source::kV1 ? "v1 pids"
+                                                    : "none";
+  if (layout_.memory == Source::kV2) {
+    info_.has_memory_peak = exists(path_join(mem_parent, "memory.peak"));  // 5.19+
+  }
+  if (layout_.pids != Source::kNone) {
+    info_.has_pids_peak = exists(path_join(pids_parent, "pids.peak"));
+  }
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mount_field(std::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '3' &&
+        field[i + 2] >= '0' && field[i + 2] <= '7' && field[i + 3] >= '0' && field[i + 3] <= '7') {
+      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                               (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo) {
+  std::vector<CgroupMount> mounts;
+  size_t pos = 0;
+  while (pos < mountinfo.size()) {
+    size_t eol = mountinfo.find('\n', pos);
+    if (eol == std::string_view::npos) eol = mountinfo.size();
+    std::vector<std::string> f = split_words(mountinfo.substr(pos, eol - pos));
+    pos = eol + 1;
+    // id parent major:minor root mount-point options [optional...] - fstype source super-options
+    auto sep = std::find(f.begin(), f.end(), "-");
+    if (sep == f.end() || sep - f.begin() < 6 || f.end() - sep < 4) continue;
+    const std::string& fstype = sep[1];
+    if (fstype != "cgroup" && fstype != "cgroup2") continue;
+    CgroupMount m;
+    m.root = unescape_mount_field(f[3]);
+    m.mount_point = unescape_mount_field(f[4]);
+    m.v2 = fstype == "cgroup2";
+    if (!m.v2) {
+      std::string_view opts = sep[3];
+      size_t p = 0;
+      while (p <= opts.size()) {
+        size_t comma = opts.find(',', p);
+        if (comma == std::string_view::npos) comma = opts.size();
+        std::string_view opt = opts.substr(p, comma - p);
+        if (std::find(std::begin(kV1Controllers), std::end(kV1Controllers), opt) !=
+            std::end(kV1Controllers)) {
+          m.controllers.emplace_back(opt);
+        }
+        p = comma + 1;
+      }
+      if (m.controllers.empty()) continue;  // e.g. name=systemd: no controller of ours
+    }
+    mounts.push_back(std::move(m));
+  }
+  return mounts;
+}
+
+std::unique_ptr<CgroupSystem> CgroupSystem::detect(const std::string& parent,
+                                                   const CgroupOptions& options) {
+  check_component(parent, "cgroup parent");
+  std::vector<CgroupMount> mounts = parse_cgroup_mounts(read_file("/proc/self/mountinfo"));
+  std::vector<std::string> created;
+  try {
+    return std::make_unique<CgroupSystemImpl>(parent, mounts, options, &created);
+  } catch (...) {
+    for (auto it = created.rbegin(); it != created.rend(); ++it) ::rmdir(it->c_str());
+    throw;
+  }
+}
+
+}  // namespace jailpool::isolate
