@@ -1,9 +1,12 @@
 // jailpool: the command-line front end. Thin: parses arguments (CLI11), builds a JobSpec and
 // hands it to the library.
+#include <fmt/core.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -11,10 +14,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <fmt/core.h>
-#include <fmt/format.h>
-
+#include "cli/commands.h"
 #include "common/error.h"
 #include "common/units.h"
 #include "config/profile.h"
@@ -31,8 +31,12 @@ constexpr int kExitTimeLimit = 124;
 
 sched::Executor* g_executor = nullptr;
 
+volatile sig_atomic_t g_signals = 0;
 void on_signal(int) {
+  // run: kill the job. batch/bench: the first signal stops taking jobs, the second kills.
+  g_signals = g_signals + 1;
   if (g_executor) g_executor->stop(true);
+  cli::request_stop(g_signals);
 }
 
 std::string default_cgroup_parent() {
@@ -49,14 +53,19 @@ std::string human_bytes(uint64_t b) {
 
 int exit_status_for(const JobResult& r) {
   switch (r.status()) {
-    case OK: return 0;
-    case NONZERO_EXIT: return r.exit_code();
+    case OK:
+      return 0;
+    case NONZERO_EXIT:
+      return r.exit_code();
     case TIME_LIMIT_EXCEEDED:
-    case WALL_TIME_LIMIT_EXCEEDED: return kExitTimeLimit;
+    case WALL_TIME_LIMIT_EXCEEDED:
+      return kExitTimeLimit;
     case SETUP_ERROR:
     case INTERNAL_ERROR:
-    case STATUS_UNSPECIFIED: return kExitJailpoolFailed;
-    default: return r.signal() != 0 ? 128 + r.signal() : 128 + SIGKILL;
+    case STATUS_UNSPECIFIED:
+      return kExitJailpoolFailed;
+    default:
+      return r.signal() != 0 ? 128 + r.signal() : 128 + SIGKILL;
   }
 }
 
@@ -81,10 +90,13 @@ int cmd_run(const RunOptions& o) {
   spec.set_cwd(o.cwd);
   for (const auto& b : o.binds) *spec.add_bind() = parse_bind_flag(b);
   Limits* limits = spec.mutable_limits();
-  if (!o.cpu_time.empty()) limits->set_cpu_time_ms((parse_duration_us(o.cpu_time, "--cpu-time") + 999) / 1000);
-  if (!o.wall_time.empty()) limits->set_wall_time_ms((parse_duration_us(o.wall_time, "--wall-time") + 999) / 1000);
+  if (!o.cpu_time.empty())
+    limits->set_cpu_time_ms((parse_duration_us(o.cpu_time, "--cpu-time") + 999) / 1000);
+  if (!o.wall_time.empty())
+    limits->set_wall_time_ms((parse_duration_us(o.wall_time, "--wall-time") + 999) / 1000);
   if (!o.memory.empty()) limits->set_memory_bytes(parse_size_bytes(o.memory, "--memory"));
-  if (!o.output_limit.empty()) limits->set_output_bytes(parse_size_bytes(o.output_limit, "--output-limit"));
+  if (!o.output_limit.empty())
+    limits->set_output_bytes(parse_size_bytes(o.output_limit, "--output-limit"));
   if (o.pids) limits->set_pids(*o.pids);
   if (!o.stdin_path.empty()) {
     spec.mutable_stdin()->set_path(o.stdin_path);
@@ -117,8 +129,9 @@ int cmd_run(const RunOptions& o) {
     if (r.status() == NONZERO_EXIT) summary += fmt::format(" (exit {})", r.exit_code());
     if (!r.message().empty() && r.status() != NONZERO_EXIT) summary += ": " + r.message();
     if (r.status() != SETUP_ERROR) {
-      summary += fmt::format(" | cpu {:.1f} ms, wall {:.1f} ms, memory {}", r.cpu_time_us() / 1000.0,
-                             r.wall_time_us() / 1000.0, human_bytes(r.memory_peak_bytes()));
+      summary +=
+          fmt::format(" | cpu {:.1f} ms, wall {:.1f} ms, memory {}", r.cpu_time_us() / 1000.0,
+                      r.wall_time_us() / 1000.0, human_bytes(r.memory_peak_bytes()));
     }
     fmt::print(stderr, "{}\n", summary);
   }
@@ -137,10 +150,14 @@ int cmd_check(const std::string& cgroup_parent) {
     fmt::print("cgroup mode: {}\n", isolate::to_string(info.mode));
     if (!info.v2_mount.empty()) {
       fmt::print("cgroup v2: {} (controllers for jailpool: {})\n", info.v2_mount,
-                 info.v2_controllers.empty() ? std::string("none") : fmt::format("{}", fmt::join(info.v2_controllers, " ")));
+                 info.v2_controllers.empty()
+                     ? std::string("none")
+                     : fmt::format("{}", fmt::join(info.v2_controllers, " ")));
     }
-    for (const auto& [controller, mount] : info.v1_mounts) fmt::print("cgroup v1: {} at {}\n", controller, mount);
-    fmt::print("cpu accounting: {}\nmemory: {}\npids: {}\n", info.cpu_source, info.memory_source, info.pids_source);
+    for (const auto& [controller, mount] : info.v1_mounts)
+      fmt::print("cgroup v1: {} at {}\n", controller, mount);
+    fmt::print("cpu accounting: {}\nmemory: {}\npids: {}\n", info.cpu_source, info.memory_source,
+               info.pids_source);
     for (const auto& dir : cgroups->parent_dirs()) fmt::print("jailpool parent cgroup: {}\n", dir);
     if (info.memory_source == "none") {
       ok = false;
@@ -151,7 +168,8 @@ int cmd_check(const std::string& cgroup_parent) {
     fmt::print("cgroups: MISSING (required): {}\n", e.what());
   }
   for (const auto& f : isolate::probe_features(cgroups.get())) {
-    fmt::print("{:<22} {:<8} {:<9} {}\n", f.name, f.present ? "yes" : "no", f.required ? "required" : "optional", f.detail);
+    fmt::print("{:<22} {:<8} {:<9} {}\n", f.name, f.present ? "yes" : "no",
+               f.required ? "required" : "optional", f.detail);
     if (f.required && !f.present) ok = false;
   }
   if (cgroups) cgroups->remove_parent_if_empty();
@@ -165,26 +183,58 @@ int main(int argc, char** argv) {
   CLI::App app{"jailpool: a batch sandbox executor"};
   app.require_subcommand(1);
   RunOptions run;
-  auto* run_cmd = app.add_subcommand("run", "run one program in a fresh jail with limits and accounting");
-  run_cmd->add_option("--profile", run.profile_path, "sandbox profile (protobuf text); default: built in");
-  run_cmd->add_option("--cpu-time", run.cpu_time, "CPU time limit of the whole tree, e.g. 250ms, 1.5s");
+  auto* run_cmd =
+      app.add_subcommand("run", "run one program in a fresh jail with limits and accounting");
+  run_cmd->add_option("--profile", run.profile_path,
+                      "sandbox profile (protobuf text); default: built in");
+  run_cmd->add_option("--cpu-time", run.cpu_time,
+                      "CPU time limit of the whole tree, e.g. 250ms, 1.5s");
   run_cmd->add_option("--wall-time", run.wall_time, "wall time limit, e.g. 2s");
   run_cmd->add_option("--memory", run.memory, "memory limit, e.g. 64M, 64MiB, 1G");
   run_cmd->add_option("--pids", run.pids, "process/thread limit");
   run_cmd->add_option("--output-limit", run.output_limit, "limit of each output stream and file");
-  run_cmd->add_option("--stdin", run.stdin_path, "host file for the job's stdin (default: jailpool's stdin)");
+  run_cmd->add_option("--stdin", run.stdin_path,
+                      "host file for the job's stdin (default: jailpool's stdin)");
   run_cmd->add_option("--stdout", run.stdout_path, "host file for the job's stdout");
   run_cmd->add_option("--stderr", run.stderr_path, "host file for the job's stderr");
-  run_cmd->add_option("--bind", run.binds, "extra bind SRC[:DST[:rw]] (read-only unless :rw)");
-  run_cmd->add_option("--env", run.env, "extra environment K=V");
+  run_cmd->add_option("--bind", run.binds, "extra bind SRC[:DST[:rw]] (read-only unless :rw)")
+      ->allow_extra_args(false);
+  run_cmd->add_option("--env", run.env, "extra environment K=V")->allow_extra_args(false);
   run_cmd->add_option("--cwd", run.cwd, "working directory inside the jail");
-  run_cmd->add_flag("--json", run.json, "print one JSON result on stdout (the job's output is captured)");
-  run_cmd->add_option("--cgroup-parent", run.cgroup_parent, "parent cgroup name (env JAILPOOL_CGROUP_PARENT)");
+  run_cmd->add_flag("--json", run.json,
+                    "print one JSON result on stdout (the job's output is captured)");
+  run_cmd->add_option("--cgroup-parent", run.cgroup_parent,
+                      "parent cgroup name (env JAILPOOL_CGROUP_PARENT)");
   run_cmd->add_option("command", run.command, "PROGRAM [ARG...]")->required();
   run_cmd->prefix_command(false);
 
+  cli::BatchOptions batch;
+  batch.cgroup_parent = default_cgroup_parent();
+  auto* batch_cmd = app.add_subcommand("batch", "run JSON Lines of jobs through the template pool");
+  batch_cmd->add_option("-j,--jobs", batch.jobs, "jobs at once (default 2)");
+  batch_cmd->add_option("--profile", batch.profile_path, "profile for jobs that name none");
+  batch_cmd->add_option("--input", batch.input, "JSON Lines of JobSpec, or - (default)");
+  batch_cmd->add_option("--output", batch.output, "JSON Lines of JobResult, or - (default)");
+  batch_cmd->add_option("--resume", batch.resume_path,
+                        "skip ids already in this results file (appends when it is --output)");
+  batch_cmd->add_flag("!--no-pool", batch.use_pool,
+                      "a fresh jail per job instead of pooled templates");
+  batch_cmd->add_option("--cgroup-parent", batch.cgroup_parent, "parent cgroup name");
+
+  cli::BenchOptions bench;
+  bench.cgroup_parent = default_cgroup_parent();
+  auto* bench_cmd =
+      app.add_subcommand("bench", "jobs/s and latency: pool vs bare fork/exec vs fresh jails");
+  bench_cmd->add_option("-n", bench.count, "runs per mode (default 1000)");
+  bench_cmd->add_option("-j", bench.jobs, "jobs at once (default 1)");
+  bench_cmd->add_option("--profile", bench.profile_path, "profile (default: built in)");
+  bench_cmd->add_flag("--json", bench.json, "machine-readable output");
+  bench_cmd->add_option("--cgroup-parent", bench.cgroup_parent, "parent cgroup name");
+  bench_cmd->add_option("command", bench.command, "PROGRAM [ARG...]")->required();
+
   std::string check_parent = default_cgroup_parent();
-  auto* check_cmd = app.add_subcommand("check", "report the cgroup mode and kernel features found here");
+  auto* check_cmd =
+      app.add_subcommand("check", "report the cgroup mode and kernel features found here");
   check_cmd->add_option("--cgroup-parent", check_parent, "parent cgroup name");
 
   try {
@@ -201,6 +251,8 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return cmd_run(run);
     if (*check_cmd) return cmd_check(check_parent);
+    if (*batch_cmd) return cli::cmd_batch(batch);
+    if (*bench_cmd) return cli::cmd_bench(bench);
   } catch (const Error& e) {
     fmt::print(stderr, "jailpool: {}\n", e.what());
     return kExitJailpoolFailed;

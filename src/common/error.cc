@@ -1,8 +1,8 @@
 #include "common/error.h"
 
-#include <cstring>
-
 #include <fmt/core.h>
+
+#include <cstring>
 
 namespace jailpool {
 
@@ -12,7 +12,11 @@ SysError::SysError(int err, std::string_view context)
 ConfigError::ConfigError(std::string_view field, std::string_view problem)
     : Error(fmt::format("{}: {}", field, problem)), field_(field) {}
 
-void throw_errno(std::string_view context) { throw SysError(errno, context); }
-void throw_errno(int err, std::string_view context) { throw SysError(err, context); }
+void throw_errno(std::string_view context) {
+  throw SysError(errno, context);
+}
+void throw_errno(int err, std::string_view context) {
+  throw SysError(err, context);
+}
 
 }  // namespace jailpool

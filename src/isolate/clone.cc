@@ -68,7 +68,9 @@ __asm__(
 namespace jailpool::isolate {
 namespace {
 
-int probe_child(void*) { return 0; }
+int probe_child(void*) {
+  return 0;
+}
 
 // -1 unknown, 0 no, 1 yes.
 std::atomic<int> g_clone3_state{-1};

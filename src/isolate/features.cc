@@ -1,15 +1,14 @@
 #include "isolate/features.h"
 
-#include <linux/io_uring.h>
+#include <fmt/core.h>
 #include <liburing.h>
+#include <linux/io_uring.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
-
-#include <fmt/core.h>
 
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
@@ -33,15 +32,19 @@ std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
     out.push_back({std::move(name), required, present, std::move(detail)});
   };
   bool clone3 = clone3_available();
-  add("clone3", false, clone3, clone3 ? "jobs start with clone3(CLONE_VM|CLONE_VFORK)" : "fallback: clone(2)");
+  add("clone3", false, clone3,
+      clone3 ? "jobs start with clone3(CLONE_VM|CLONE_VFORK)" : "fallback: clone(2)");
   const CgroupInfo* info = cgroups ? &cgroups->info() : nullptr;
   bool v2 = info && !info->v2_mount.empty();
   add("CLONE_INTO_CGROUP", false, clone3 && v2,
-      clone3 && v2 ? "jobs are born in their v2 cgroup" : "fallback: the job writes its pid to cgroup.procs");
+      clone3 && v2 ? "jobs are born in their v2 cgroup"
+                   : "fallback: the job writes its pid to cgroup.procs");
   add("pidfd", true, syscall_exists(SYS_pidfd_open, getpid(), 0), "job exit notification (5.3+)");
-  add("close_range", true, syscall_exists(SYS_close_range, ~0U, ~0U), "only fds 0-2 reach the job (5.9+)");
+  add("close_range", true, syscall_exists(SYS_close_range, ~0U, ~0U),
+      "only fds 0-2 reach the job (5.9+)");
   add("seccomp filter", true, prctl(PR_GET_SECCOMP) >= 0, "default deny-list");
-  add("cgroup.kill", false, info && info->has_cgroup_kill, "fallback: SIGKILL to the jail's pid-namespace init");
+  add("cgroup.kill", false, info && info->has_cgroup_kill,
+      "fallback: SIGKILL to the jail's pid-namespace init");
   add("memory.peak", false, info && info->has_memory_peak,
       info && info->memory_source.rfind("v1", 0) == 0 ? "v1 memory.max_usage_in_bytes used instead"
                                                       : "fallback: ru_maxrss");
@@ -51,7 +54,8 @@ std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
   bool uring = probe != nullptr;
   add("io_uring", false, uring, uring ? "event loop and async teardown" : "fallback: poll(2) loop");
   auto op = [&](const char* name, int opcode, const char* detail) {
-    bool ok = probe != nullptr && opcode <= probe->last_op && io_uring_opcode_supported(probe, opcode);
+    bool ok =
+        probe != nullptr && opcode <= probe->last_op && io_uring_opcode_supported(probe, opcode);
     add(fmt::format("io_uring {}", name), false, ok, detail);
   };
   op("POLL_ADD", IORING_OP_POLL_ADD, "pidfd and pipe readiness");

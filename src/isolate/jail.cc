@@ -1,8 +1,9 @@
 #include "isolate/jail.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <fmt/core.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -18,8 +19,6 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-
-#include <fmt/core.h>
 
 #include "common/error.h"
 #include "isolate/cgroup.h"
@@ -45,7 +44,9 @@ constexpr unsigned long kNoSuidDev = MS_NOSUID | MS_NODEV;
 
 using Kind = MountOp::Kind;
 
-std::string join(const char* prefix, const std::string& path) { return prefix + path; }
+std::string join(const char* prefix, const std::string& path) {
+  return prefix + path;
+}
 
 // Host paths come from the profile or the command line (trusted, resolved in jailpool's own
 // namespace before the jail exists); the job has not run yet and controls none of them.
@@ -73,7 +74,8 @@ std::optional<ResolvedBind> resolve_bind(const Bind& bind, const std::string& fi
     // A host symlink (merged /usr: /bin -> usr/bin) is recreated as the same symlink.
     char target[PATH_MAX];
     ssize_t n = readlink(bind.src().c_str(), target, sizeof target - 1);
-    if (n < 0) throw ConfigError(field, fmt::format("readlink {}: {}", bind.src(), std::strerror(errno)));
+    if (n < 0)
+      throw ConfigError(field, fmt::format("readlink {}: {}", bind.src(), std::strerror(errno)));
     out.is_symlink = true;
     out.link_target.assign(target, static_cast<size_t>(n));
     return out;
@@ -94,8 +96,14 @@ std::string tmpfs_options(uint64_t size, uint64_t inodes, uint32_t mode,
   return s;
 }
 
+enum class MountMode {
+  kFresh,      // one jail, everything before the pivot except /dev/shm and /proc
+  kTemplate,   // a template holder: the job-independent part only
+  kPooledJob,  // a job joining a template: the per-job filesystems only
+};
+
 void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bind>& extra_binds,
-                  bool with_template) {
+                  MountMode mode) {
   const uint32_t uid = plan.uid, gid = plan.gid;
   auto op = [&](Kind kind, std::string path, std::string src = {}, unsigned long flags = 0,
                 std::string data = {}) {
@@ -105,76 +113,91 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
     if (!data.empty()) m.data = plan.keep(std::move(data));
     return m;
   };
-  std::vector<MountOp> unused;
-  auto& t = with_template ? plan.template_ops : unused;
-  auto& j = plan.job_ops;
-  t.push_back(op(Kind::kTmpfs, "/newroot", {}, kNoSuidDev, "size=1m,nr_inodes=4096,mode=755"));
 
-  std::vector<MountOp> remounts;
-  auto add_bind = [&](const ResolvedBind& b) {
-    std::string inside = join("/newroot", b.dst);
-    if (b.is_symlink) {
-      t.push_back(op(Kind::kSymlink, inside, b.link_target));
-      return;
-    }
-    t.push_back(op(b.is_dir ? Kind::kMkdir : Kind::kTouch, inside));
-    t.push_back(op(Kind::kBind, inside, join("/oldroot", b.host)));
-    unsigned long flags = kNoSuidDev | (b.rw ? 0 : MS_RDONLY) | (b.noexec ? MS_NOEXEC : 0);
-    remounts.push_back(op(Kind::kRemount, inside, {}, flags));
+  // The job's own writable filesystems: fresh for every job.
+  struct Fs {
+    std::string dst;
+    unsigned long flags;
+    std::string data;
   };
-  if (with_template) {
+  std::vector<Fs> job_fs;
+  for (const Tmpfs& fs : profile.tmpfs()) {
+    uint64_t size = fs.size_bytes() ? fs.size_bytes() : 64ull << 20;
+    uint64_t inodes = fs.nr_inodes() ? fs.nr_inodes() : 16384;
+    uint32_t mode_bits = fs.mode() ? fs.mode() : 01777;
+    std::optional<std::pair<uint32_t, uint32_t>> owner;
+    if (fs.job_owned()) owner = std::make_pair(uid, gid);
+    job_fs.push_back({fs.dst(), kNoSuidDev | (fs.noexec() ? MS_NOEXEC : 0),
+                      tmpfs_options(size, inodes, mode_bits, owner)});
+  }
+  if (!profile.cwd().empty()) {
+    uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : 256ull << 20;
+    job_fs.push_back(
+        {profile.cwd(), kNoSuidDev, tmpfs_options(size, 65536, 0755, std::make_pair(uid, gid))});
+  }
+
+  auto& t = plan.template_ops;
+  auto& j = plan.job_ops;
+  if (mode == MountMode::kPooledJob) {
+    for (const Fs& fs : job_fs) j.push_back(op(Kind::kTmpfs, fs.dst, {}, fs.flags, fs.data));
+  } else {
+    t.push_back(op(Kind::kTmpfs, "/newroot", {}, kNoSuidDev, "size=1m,nr_inodes=4096,mode=755"));
+    if (mode == MountMode::kFresh) {
+      // Before the binds, so that a bind into the working directory (a CI checkout) lands on
+      // top of the fresh tmpfs instead of under it.
+      for (const Fs& fs : job_fs) {
+        t.push_back(op(Kind::kMkdir, join("/newroot", fs.dst)));
+        t.push_back(op(Kind::kTmpfs, join("/newroot", fs.dst), {}, fs.flags, fs.data));
+      }
+    }
+    std::vector<MountOp> remounts;
+    auto add_bind = [&](const ResolvedBind& b) {
+      std::string inside = join("/newroot", b.dst);
+      if (b.is_symlink) {
+        t.push_back(op(Kind::kSymlink, inside, b.link_target));
+        return;
+      }
+      t.push_back(op(b.is_dir ? Kind::kMkdir : Kind::kTouch, inside));
+      t.push_back(op(Kind::kBind, inside, join("/oldroot", b.host)));
+      unsigned long flags = kNoSuidDev | (b.rw ? 0 : MS_RDONLY) | (b.noexec ? MS_NOEXEC : 0);
+      remounts.push_back(op(Kind::kRemount, inside, {}, flags));
+    };
     for (int i = 0; i < profile.bind_size(); ++i) {
       if (auto b = resolve_bind(profile.bind(i), fmt::format("bind[{}].src", i))) add_bind(*b);
     }
     for (size_t i = 0; i < extra_binds.size(); ++i) {
       if (auto b = resolve_bind(extra_binds[i], fmt::format("job bind[{}].src", i))) add_bind(*b);
     }
-  }
 
-  // /dev: a small tmpfs with the harmless devices bound from the host.
-  t.push_back(op(Kind::kMkdir, "/newroot/dev"));
-  t.push_back(op(Kind::kTmpfs, "/newroot/dev", {}, MS_NOSUID | MS_NOEXEC,
-                 "size=64k,nr_inodes=64,mode=755"));
-  for (const char* dev : {"null", "zero", "full", "random", "urandom"}) {
-    std::string inside = fmt::format("/newroot/dev/{}", dev);
-    t.push_back(op(Kind::kTouch, inside));
-    t.push_back(op(Kind::kBind, inside, fmt::format("/oldroot/dev/{}", dev)));
-    remounts.push_back(op(Kind::kRemount, inside, {}, MS_NOSUID | MS_NOEXEC));
-  }
-  t.push_back(op(Kind::kSymlink, "/newroot/dev/fd", "/proc/self/fd"));
-  t.push_back(op(Kind::kSymlink, "/newroot/dev/stdin", "/proc/self/fd/0"));
-  t.push_back(op(Kind::kSymlink, "/newroot/dev/stdout", "/proc/self/fd/1"));
-  t.push_back(op(Kind::kSymlink, "/newroot/dev/stderr", "/proc/self/fd/2"));
-  if (profile.dev_shm()) t.push_back(op(Kind::kMkdir, "/newroot/dev/shm"));
-  remounts.push_back(op(Kind::kRemount, "/newroot/dev", {}, MS_RDONLY | MS_NOSUID | MS_NOEXEC));
+    // /dev: a small tmpfs with the harmless devices bound from the host.
+    t.push_back(op(Kind::kMkdir, "/newroot/dev"));
+    t.push_back(op(Kind::kTmpfs, "/newroot/dev", {}, MS_NOSUID | MS_NOEXEC,
+                   "size=64k,nr_inodes=64,mode=755"));
+    for (const char* dev : {"null", "zero", "full", "random", "urandom"}) {
+      std::string inside = fmt::format("/newroot/dev/{}", dev);
+      t.push_back(op(Kind::kTouch, inside));
+      t.push_back(op(Kind::kBind, inside, fmt::format("/oldroot/dev/{}", dev)));
+      remounts.push_back(op(Kind::kRemount, inside, {}, MS_NOSUID | MS_NOEXEC));
+    }
+    t.push_back(op(Kind::kSymlink, "/newroot/dev/fd", "/proc/self/fd"));
+    t.push_back(op(Kind::kSymlink, "/newroot/dev/stdin", "/proc/self/fd/0"));
+    t.push_back(op(Kind::kSymlink, "/newroot/dev/stdout", "/proc/self/fd/1"));
+    t.push_back(op(Kind::kSymlink, "/newroot/dev/stderr", "/proc/self/fd/2"));
+    if (profile.dev_shm()) t.push_back(op(Kind::kMkdir, "/newroot/dev/shm"));
+    remounts.push_back(op(Kind::kRemount, "/newroot/dev", {}, MS_RDONLY | MS_NOSUID | MS_NOEXEC));
 
-  // Mount points of the per-job filesystems, then the profile's symlinks.
-  t.push_back(op(Kind::kMkdir, "/newroot/proc"));
-  for (const Tmpfs& fs : profile.tmpfs()) t.push_back(op(Kind::kMkdir, join("/newroot", fs.dst())));
-  if (!profile.cwd().empty()) t.push_back(op(Kind::kMkdir, join("/newroot", profile.cwd())));
-  for (const Symlink& link : profile.symlink()) {
-    t.push_back(op(Kind::kSymlink, join("/newroot", link.link()), link.target()));
-  }
-  if (with_template) {
+    // Mount points of what is mounted per job, then the profile's symlinks.
+    t.push_back(op(Kind::kMkdir, "/newroot/proc"));
+    if (mode == MountMode::kTemplate) {
+      for (const Fs& fs : job_fs) t.push_back(op(Kind::kMkdir, join("/newroot", fs.dst)));
+    }
+    for (const Symlink& link : profile.symlink()) {
+      t.push_back(op(Kind::kSymlink, join("/newroot", link.link()), link.target()));
+    }
     for (auto& m : remounts) t.push_back(m);
+    t.push_back(op(Kind::kRemount, "/newroot", {}, MS_RDONLY | kNoSuidDev));
   }
-  t.push_back(op(Kind::kRemount, "/newroot", {}, MS_RDONLY | kNoSuidDev));
-
-  // Per job (inside the jail): fresh writable filesystems and /proc.
-  for (const Tmpfs& fs : profile.tmpfs()) {
-    uint64_t size = fs.size_bytes() ? fs.size_bytes() : 64ull << 20;
-    uint64_t inodes = fs.nr_inodes() ? fs.nr_inodes() : 16384;
-    uint32_t mode = fs.mode() ? fs.mode() : 01777;
-    std::optional<std::pair<uint32_t, uint32_t>> owner;
-    if (fs.job_owned()) owner = std::make_pair(uid, gid);
-    j.push_back(op(Kind::kTmpfs, fs.dst(), {}, kNoSuidDev | (fs.noexec() ? MS_NOEXEC : 0),
-                   tmpfs_options(size, inodes, mode, owner)));
-  }
-  if (!profile.cwd().empty()) {
-    uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : 256ull << 20;
-    j.push_back(op(Kind::kTmpfs, profile.cwd(), {}, kNoSuidDev,
-                   tmpfs_options(size, 65536, 0755, std::make_pair(uid, gid))));
-  }
+  if (mode == MountMode::kTemplate) return;
   if (profile.dev_shm()) {
     j.push_back(op(Kind::kTmpfs, "/dev/shm", {}, kNoSuidDev | MS_NOEXEC,
                    "size=67108864,nr_inodes=4096,mode=1777"));
@@ -202,14 +225,22 @@ std::string describe_op(const MountOp& op) {
     return s;
   };
   switch (op.kind) {
-    case Kind::kMkdir: return fmt::format("mkdir {}", strip(op.path));
-    case Kind::kTouch: return fmt::format("create mount point {}", strip(op.path));
-    case Kind::kBind: return fmt::format("bind {} on {}", strip(op.src), strip(op.path));
-    case Kind::kTmpfs: return fmt::format("mount tmpfs on {}", strip(op.path));
-    case Kind::kProc: return fmt::format("mount proc on {}", strip(op.path));
-    case Kind::kSymlink: return fmt::format("symlink {} -> {}", strip(op.path), op.src);
-    case Kind::kRemount: return fmt::format("remount {}", strip(op.path));
-    case Kind::kMaskFile: return fmt::format("mask {}", strip(op.path));
+    case Kind::kMkdir:
+      return fmt::format("mkdir {}", strip(op.path));
+    case Kind::kTouch:
+      return fmt::format("create mount point {}", strip(op.path));
+    case Kind::kBind:
+      return fmt::format("bind {} on {}", strip(op.src), strip(op.path));
+    case Kind::kTmpfs:
+      return fmt::format("mount tmpfs on {}", strip(op.path));
+    case Kind::kProc:
+      return fmt::format("mount proc on {}", strip(op.path));
+    case Kind::kSymlink:
+      return fmt::format("symlink {} -> {}", strip(op.path), op.src);
+    case Kind::kRemount:
+      return fmt::format("remount {}", strip(op.path));
+    case Kind::kMaskFile:
+      return fmt::format("mask {}", strip(op.path));
   }
   return "?";
 }
@@ -229,7 +260,8 @@ std::string describe_failure(const LaunchPlan& plan) {
       }
       break;
     case LaunchStage::kExec:
-      return fmt::format("cannot execute {}: {}", plan.argv.empty() || plan.argv[0] == nullptr ? "" : plan.argv[0], why);
+      return fmt::format("cannot execute {}: {}",
+                         plan.argv.empty() || plan.argv[0] == nullptr ? "" : plan.argv[0], why);
     case LaunchStage::kChdir:
       return fmt::format("chdir {}: {}", plan.cwd, why);
     case LaunchStage::kRlimit:
@@ -241,6 +273,102 @@ std::string describe_failure(const LaunchPlan& plan) {
 }
 
 }  // namespace
+
+namespace {
+
+bool path_has_prefix(const std::string& path, const std::string& prefix) {
+  if (prefix == "/") return true;
+  return path.compare(0, prefix.size(), prefix) == 0 &&
+         (path.size() == prefix.size() || path[prefix.size()] == '/');
+}
+
+// The host path behind a path inside the jail, or "" when no bind provides it.
+std::string host_path_of(const JailConfig& config, std::string path, int depth = 0) {
+  if (depth > 8) return {};
+  const Bind* best = nullptr;
+  auto consider = [&](const Bind& b) {
+    const std::string& dst = b.dst().empty() ? b.src() : b.dst();
+    if (!path_has_prefix(path, dst)) return;
+    const std::string& best_dst = best ? (best->dst().empty() ? best->src() : best->dst()) : "";
+    if (best == nullptr || dst.size() > best_dst.size()) best = &b;
+  };
+  for (const Bind& b : config.profile->bind()) consider(b);
+  for (const Bind& b : config.extra_binds) consider(b);
+  if (best == nullptr) return {};
+  const std::string& dst = best->dst().empty() ? best->src() : best->dst();
+  std::string rest = path.substr(dst.size());
+  struct stat st;
+  if (lstat(best->src().c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    // Recreated as the same symlink inside: follow it inside the jail.
+    char target[PATH_MAX];
+    ssize_t n = readlink(best->src().c_str(), target, sizeof target - 1);
+    if (n <= 0) return {};
+    std::string t(target, static_cast<size_t>(n));
+    std::string base = t[0] == '/' ? t : dst.substr(0, dst.rfind('/') + 1) + t;
+    if (base.empty() || base[0] != '/') base = "/" + base;
+    return host_path_of(config, base + rest, depth + 1);
+  }
+  return best->src() + rest;
+}
+
+}  // namespace
+
+bool poolable(const Profile& profile) {
+  std::vector<std::string> job_fs;
+  for (const Tmpfs& fs : profile.tmpfs()) job_fs.push_back(fs.dst());
+  if (!profile.cwd().empty()) job_fs.push_back(profile.cwd());
+  for (const Bind& b : profile.bind()) {
+    const std::string& dst = b.dst().empty() ? b.src() : b.dst();
+    for (const auto& fs : job_fs) {
+      if (path_has_prefix(dst, fs)) return false;
+    }
+  }
+  return true;
+}
+
+void check_program(const JailConfig& config) {
+  if (config.argv.empty() || config.argv[0].empty()) throw ConfigError("argv", "empty command");
+  const Profile& profile = *config.profile;
+  const std::string& program = config.argv[0];
+  std::vector<std::string> candidates;
+  if (program.find('/') != std::string::npos) {
+    std::string cwd =
+        !config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd());
+    candidates.push_back(program[0] == '/' ? program : cwd + "/" + program);
+  } else {
+    std::string path = env_value(config.env, "PATH");
+    if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
+    size_t pos = 0;
+    while (pos <= path.size()) {
+      size_t end = path.find(':', pos);
+      if (end == std::string::npos) end = path.size();
+      if (end > pos && path[pos] == '/')
+        candidates.push_back(path.substr(pos, end - pos) + "/" + program);
+      pos = end + 1;
+    }
+  }
+  uint32_t uid = profile.has_uid() ? profile.uid() : 65534;
+  uint32_t gid = profile.has_gid() ? profile.gid() : 65534;
+  std::string problem = "no such file in the jail";
+  for (const std::string& inside : candidates) {
+    // Paths of the per-job filesystems cannot hold anything yet; /proc and /dev are the
+    // kernel's: let those through to the exec.
+    if (path_has_prefix(inside, "/proc") || path_has_prefix(inside, "/dev")) return;
+    std::string host = host_path_of(config, inside);
+    if (host.empty()) continue;
+    struct stat st;
+    if (stat(host.c_str(), &st) < 0) continue;
+    if (!S_ISREG(st.st_mode)) {
+      problem = "not a regular file";
+      continue;
+    }
+    bool exec = (st.st_mode & S_IXOTH) || (st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
+                (st.st_gid == gid && (st.st_mode & S_IXGRP));
+    if (exec) return;
+    problem = fmt::format("not executable by uid {}", uid);
+  }
+  throw ConfigError("argv[0]", fmt::format("{}: {}", program, problem));
+}
 
 std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgroup) {
   if (config.profile == nullptr) throw Error("jail: no profile");
@@ -255,7 +383,7 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   if (tmpl != nullptr) {
     if (&tmpl->profile() != config.profile) throw Error("jail: template of another profile");
     if (!config.extra_binds.empty()) throw Error("jail: a pooled jail cannot have extra binds");
-    build_mounts(plan, profile, config.extra_binds, false);
+    build_mounts(plan, profile, config.extra_binds, MountMode::kPooledJob);
     plan.build_root = false;
     plan.loopback_up = false;
     for (int i = 0; i < 3; ++i) {
@@ -264,7 +392,7 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
     }
     plan.unshare_flags = CLONE_NEWNS | CLONE_NEWIPC;
   } else {
-    build_mounts(plan, profile, config.extra_binds, true);
+    build_mounts(plan, profile, config.extra_binds, MountMode::kFresh);
     plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
   }
 
@@ -288,11 +416,10 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   for (int fd : plan.attach_fds) plan.keep_fds.push_back(fd);
   if (plan.into_cgroup_fd >= 0) plan.keep_fds.push_back(plan.into_cgroup_fd);
   std::sort(plan.keep_fds.begin(), plan.keep_fds.end());
-  plan.keep_fds.erase(std::unique(plan.keep_fds.begin(), plan.keep_fds.end()),
-                      plan.keep_fds.end());
+  plan.keep_fds.erase(std::unique(plan.keep_fds.begin(), plan.keep_fds.end()), plan.keep_fds.end());
 
-  plan.cwd = plan.keep(!config.cwd.empty() ? config.cwd
-                                           : (profile.cwd().empty() ? "/" : profile.cwd()));
+  plan.cwd =
+      plan.keep(!config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd()));
   plan.rlimits = config.rlimits;
   if (config.seccomp != nullptr && !config.seccomp->empty()) plan.seccomp = config.seccomp->fprog();
 
@@ -402,8 +529,7 @@ std::unique_ptr<JailTemplate> JailTemplate::create(const Profile& profile) {
   LaunchPlan& plan = *t->plan_;
   plan.uid = profile.has_uid() ? profile.uid() : 65534;
   plan.gid = profile.has_gid() ? profile.gid() : 65534;
-  build_mounts(plan, profile, {}, true);
-  plan.job_ops.clear();
+  build_mounts(plan, profile, {}, MountMode::kTemplate);
   plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0) throw_errno("pipe");

@@ -30,7 +30,7 @@ struct JailConfig {
   std::vector<std::string> env;  // K=V, complete
   std::string cwd;               // inside the jail; "" = the profile's cwd
   std::vector<LaunchPlan::Rlimit> rlimits;
-  int stdio[3] = {-1, -1, -1};  // host fds (not owned), dup'ed into the jail as 0, 1, 2
+  int stdio[3] = {-1, -1, -1};        // host fds (not owned), dup'ed into the jail as 0, 1, 2
   SeccompProgram* seccomp = nullptr;  // nullptr or empty: no filter
   // Start from this template (its profile must be `profile`; no extra_binds) instead of
   // building the root: the jail joins the template's mount, net and uts namespaces and takes a
@@ -68,16 +68,25 @@ class JailTemplate {
   int ns_fds_[3] = {-1, -1, -1};
 };
 
+// Checks, from the host and before anything starts, that the program exists in the jail's
+// view of the filesystem (through the profile's and the job's binds, following recreated
+// symlinks and PATH) and that the job's uid may execute it. Throws ConfigError("argv[0]", ...).
+void check_program(const JailConfig& config);
+
+// Whether jobs of this profile can start from a template: not when a profile bind lies inside
+// one of the per-job filesystems (the fresh path mounts those first, a template cannot).
+bool poolable(const Profile& profile);
+
 // What became of a jail, read after its init was reaped.
 struct JailOutcome {
   bool setup_failed = false;
-  std::string setup_error;   // one line, when setup_failed
-  bool job_exited = false;   // the job's first process ended and was reaped by init
-  int wait_status = 0;       // its wait status, when job_exited
-  struct rusage rusage {};   // of the job and the descendants it waited for
-  bool killed = false;       // init died of SIGKILL (jailpool killed the jail)
-  uint64_t exec_ns = 0;      // CLOCK_MONOTONIC of the successful exec (0 if none)
-  uint64_t exit_ns = 0;      // CLOCK_MONOTONIC when the job's first process ended (0 if not)
+  std::string setup_error;  // one line, when setup_failed
+  bool job_exited = false;  // the job's first process ended and was reaped by init
+  int wait_status = 0;      // its wait status, when job_exited
+  struct rusage rusage {};  // of the job and the descendants it waited for
+  bool killed = false;      // init died of SIGKILL (jailpool killed the jail)
+  uint64_t exec_ns = 0;     // CLOCK_MONOTONIC of the successful exec (0 if none)
+  uint64_t exit_ns = 0;     // CLOCK_MONOTONIC when the job's first process ended (0 if not)
 };
 
 class Jail {

@@ -5,8 +5,8 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
-#include <linux/securebits.h>
 #include <linux/seccomp.h>
+#include <linux/securebits.h>
 #include <net/if.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -31,27 +31,48 @@ namespace jailpool::isolate {
 
 const char* describe_stage(LaunchStage stage) {
   switch (stage) {
-    case LaunchStage::kNone: return "none";
-    case LaunchStage::kCloseFds: return "closing inherited fds";
-    case LaunchStage::kPrivateRoot: return "making / private";
-    case LaunchStage::kStaging: return "mounting the staging tmpfs";
-    case LaunchStage::kTemplateMount: return "building the root";
-    case LaunchStage::kPivot: return "pivot_root";
-    case LaunchStage::kJoinTemplate: return "joining the template's namespaces";
-    case LaunchStage::kJobMount: return "mounting the job's filesystems";
-    case LaunchStage::kHostname: return "sethostname";
-    case LaunchStage::kLoopback: return "bringing up lo";
-    case LaunchStage::kDeathSignal: return "prctl(PR_SET_PDEATHSIG)";
-    case LaunchStage::kCloneJob: return "clone3 of the job";
-    case LaunchStage::kCgroupAttach: return "joining the job's cgroups";
-    case LaunchStage::kStdio: return "setting up stdin/stdout/stderr";
-    case LaunchStage::kSession: return "setsid";
-    case LaunchStage::kChdir: return "chdir to the working directory";
-    case LaunchStage::kRlimit: return "setrlimit";
-    case LaunchStage::kCredentials: return "dropping privileges";
-    case LaunchStage::kNoNewPrivs: return "prctl(PR_SET_NO_NEW_PRIVS)";
-    case LaunchStage::kSeccomp: return "installing the seccomp filter";
-    case LaunchStage::kExec: return "execve";
+    case LaunchStage::kNone:
+      return "none";
+    case LaunchStage::kCloseFds:
+      return "closing inherited fds";
+    case LaunchStage::kPrivateRoot:
+      return "making / private";
+    case LaunchStage::kStaging:
+      return "mounting the staging tmpfs";
+    case LaunchStage::kTemplateMount:
+      return "building the root";
+    case LaunchStage::kPivot:
+      return "pivot_root";
+    case LaunchStage::kJoinTemplate:
+      return "joining the template's namespaces";
+    case LaunchStage::kJobMount:
+      return "mounting the job's filesystems";
+    case LaunchStage::kHostname:
+      return "sethostname";
+    case LaunchStage::kLoopback:
+      return "bringing up lo";
+    case LaunchStage::kDeathSignal:
+      return "prctl(PR_SET_PDEATHSIG)";
+    case LaunchStage::kCloneJob:
+      return "clone3 of the job";
+    case LaunchStage::kCgroupAttach:
+      return "joining the job's cgroups";
+    case LaunchStage::kStdio:
+      return "setting up stdin/stdout/stderr";
+    case LaunchStage::kSession:
+      return "setsid";
+    case LaunchStage::kChdir:
+      return "chdir to the working directory";
+    case LaunchStage::kRlimit:
+      return "setrlimit";
+    case LaunchStage::kCredentials:
+      return "dropping privileges";
+    case LaunchStage::kNoNewPrivs:
+      return "prctl(PR_SET_NO_NEW_PRIVS)";
+    case LaunchStage::kSeccomp:
+      return "installing the seccomp filter";
+    case LaunchStage::kExec:
+      return "execve";
   }
   return "?";
 }
@@ -113,8 +134,8 @@ long run_op(const MountOp& op) {
       return mkdir_p(op.path, 0755);
     case MountOp::Kind::kTouch: {
       if ((rc = parent_dirs(op.path)) < 0) return rc;
-      long fd = call(SYS_openat, AT_FDCWD, op.path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                     0644);
+      long fd =
+          call(SYS_openat, AT_FDCWD, op.path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
       if (fd < 0) return fd;
       call(SYS_close, fd);
       return 0;
@@ -262,8 +283,7 @@ void build_template(LaunchPlan* plan) {
     }
     // Staging: a tmpfs over /tmp becomes the root, with the host's root under /oldroot, so
     // that bind sources anywhere on the host (even under /tmp) stay reachable.
-    if ((rc = call(SYS_mount, "tmpfs", "/tmp", "tmpfs", kStagingFlags, "size=64k,mode=0700")) <
-        0) {
+    if ((rc = call(SYS_mount, "tmpfs", "/tmp", "tmpfs", kStagingFlags, "size=64k,mode=0700")) < 0) {
       fail(plan, LaunchStage::kStaging, rc);
     }
     if ((rc = call(SYS_mkdir, "/tmp/oldroot", 0700)) < 0) fail(plan, LaunchStage::kStaging, rc);

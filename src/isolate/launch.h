@@ -34,14 +34,14 @@ struct Span {
 
 struct MountOp {
   enum class Kind : uint8_t {
-    kMkdir,      // mkdir -p path
-    kTouch,      // create an empty file at path (target of a file bind)
-    kBind,       // bind-mount src (recursively) on path
-    kTmpfs,      // mount a tmpfs with options `data` on path
-    kProc,       // mount proc on path
-    kSymlink,    // symlink src at path
-    kRemount,    // remount the bind at path with `flags` (MS_RDONLY, MS_NOSUID, ...)
-    kMaskFile,   // bind /dev/null over path if it exists (masking)
+    kMkdir,     // mkdir -p path
+    kTouch,     // create an empty file at path (target of a file bind)
+    kBind,      // bind-mount src (recursively) on path
+    kTmpfs,     // mount a tmpfs with options `data` on path
+    kProc,      // mount proc on path
+    kSymlink,   // symlink src at path
+    kRemount,   // remount the bind at path with `flags` (MS_RDONLY, MS_NOSUID, ...)
+    kMaskFile,  // bind /dev/null over path if it exists (masking)
   };
   Kind kind;
   unsigned long flags = 0;
@@ -59,7 +59,7 @@ enum class LaunchStage : int {
   kTemplateMount,  // template_ops[index]
   kPivot,
   kJoinTemplate,  // index: 0 mnt, 1 net, 2 uts, 3 unshare
-  kJobMount,  // job_ops[index]
+  kJobMount,      // job_ops[index]
   kHostname,
   kLoopback,
   kDeathSignal,
@@ -80,18 +80,18 @@ const char* describe_stage(LaunchStage stage);
 struct LaunchReport {
   LaunchStage stage = LaunchStage::kNone;  // kNone: the program was exec'd
   int index = -1;
-  int err = 0;                // errno of the failed step
-  int wait_status = 0;        // the job's (pid 2) status, valid when job_exited
+  int err = 0;          // errno of the failed step
+  int wait_status = 0;  // the job's (pid 2) status, valid when job_exited
   bool job_exited = false;
-  struct rusage rusage {};    // of the job and its reaped descendants
-  uint64_t exec_ns = 0;       // CLOCK_MONOTONIC right after the exec succeeded
-  uint64_t exit_ns = 0;       // CLOCK_MONOTONIC when init saw the job exit
+  struct rusage rusage {};  // of the job and its reaped descendants
+  uint64_t exec_ns = 0;     // CLOCK_MONOTONIC right after the exec succeeded
+  uint64_t exit_ns = 0;     // CLOCK_MONOTONIC when init saw the job exit
 };
 
 struct LaunchPlan {
   // Setup of init's own mount namespace; a fresh jail runs both lists, a pooled one (later)
   // joins a template that already ran template_ops.
-  bool build_root = true;            // private root, staging, template_ops, pivot
+  bool build_root = true;             // private root, staging, template_ops, pivot
   std::vector<MountOp> template_ops;  // under /newroot, host visible under /oldroot
   std::vector<MountOp> job_ops;       // after the pivot, paths inside the jail
   const char* hostname = nullptr;

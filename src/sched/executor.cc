@@ -1,6 +1,7 @@
 #include "sched/executor.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -12,8 +13,6 @@
 #include <cstring>
 #include <map>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "common/error.h"
 #include "common/unique_fd.h"
@@ -29,8 +28,18 @@ using isolate::monotonic_now_ns;
 
 namespace {
 
-enum TokenKind : uint64_t { kExit = 1, kStdout = 2, kStderr = 3, kWall = 4, kCpu = 5, kRmdir = 6, kRmdirRetry = 7 };
-uint64_t make_token(uint64_t serial, TokenKind kind) { return serial << 8 | kind; }
+enum TokenKind : uint64_t {
+  kExit = 1,
+  kStdout = 2,
+  kStderr = 3,
+  kWall = 4,
+  kCpu = 5,
+  kRmdir = 6,
+  kRmdirRetry = 7
+};
+uint64_t make_token(uint64_t serial, TokenKind kind) {
+  return serial << 8 | kind;
+}
 
 constexpr size_t kDefaultCaptureLimit = 64ull << 20;
 constexpr int kRmdirRetries = 200;  // 1 ms apart
@@ -40,7 +49,9 @@ const char* signal_name(int sig) {
   return name != nullptr ? name : "?";
 }
 
-std::string format_ms(uint64_t us) { return fmt::format("{:.3f} s", static_cast<double>(us) / 1e6); }
+std::string format_ms(uint64_t us) {
+  return fmt::format("{:.3f} s", static_cast<double>(us) / 1e6);
+}
 
 }  // namespace
 
@@ -48,11 +59,16 @@ Status decide_status(const VerdictFacts& f) {
   using Kill = VerdictFacts::Kill;
   if (f.setup_failed) return SETUP_ERROR;
   switch (f.killed_for) {
-    case Kill::kCpuTime: return TIME_LIMIT_EXCEEDED;
-    case Kill::kWallTime: return WALL_TIME_LIMIT_EXCEEDED;
-    case Kill::kOutput: return OUTPUT_LIMIT_EXCEEDED;
-    case Kill::kInterrupted: return INTERNAL_ERROR;
-    case Kill::kNone: break;
+    case Kill::kCpuTime:
+      return TIME_LIMIT_EXCEEDED;
+    case Kill::kWallTime:
+      return WALL_TIME_LIMIT_EXCEEDED;
+    case Kill::kOutput:
+      return OUTPUT_LIMIT_EXCEEDED;
+    case Kill::kInterrupted:
+      return INTERNAL_ERROR;
+    case Kill::kNone:
+      break;
   }
   // The OOM killer may pick a child, not the main process: any OOM kill is an MLE.
   if (f.oom_kills > 0) return MEMORY_LIMIT_EXCEEDED;
@@ -74,14 +90,19 @@ std::string sanitize_utf8(std::string_view in) {
   size_t i = 0;
   while (i < in.size()) {
     unsigned char c = static_cast<unsigned char>(in[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
     bool ok = len > 0 && i + len <= in.size();
     for (size_t k = 1; ok && k < len; ++k) {
       ok = (static_cast<unsigned char>(in[i + k]) & 0xc0) == 0x80;
     }
     if (ok && len > 1) {
       uint32_t cp = c & (0xff >> (len + 1));
-      for (size_t k = 1; k < len; ++k) cp = cp << 6 | (static_cast<unsigned char>(in[i + k]) & 0x3f);
+      for (size_t k = 1; k < len; ++k)
+        cp = cp << 6 | (static_cast<unsigned char>(in[i + k]) & 0x3f);
       static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
       ok = cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
     }
@@ -128,7 +149,8 @@ struct Executor::SeccompCache {
   std::map<const Profile*, isolate::SeccompProgram> programs;
   isolate::SeccompProgram* get(const Profile* profile) {
     auto it = programs.find(profile);
-    if (it == programs.end()) it = programs.emplace(profile, isolate::compile_seccomp(*profile)).first;
+    if (it == programs.end())
+      it = programs.emplace(profile, isolate::compile_seccomp(*profile)).first;
     return &it->second;
   }
 };
@@ -148,7 +170,9 @@ Executor::~Executor() {
   if (cgroups_) cgroups_->remove_parent_if_empty();
 }
 
-const char* Executor::loop_name() const { return loop_->name(); }
+const char* Executor::loop_name() const {
+  return loop_->name();
+}
 
 namespace {
 
@@ -203,6 +227,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     isolate::SeccompProgram* seccomp = seccomp_cache_->get(&profile);
     r.seccomp_enabled = !seccomp->empty();
     config.seccomp = seccomp;
+    isolate::check_program(config);  // before anything is opened, created or started
 
     // stdin: a host file, jailpool's own stdin, or /dev/null.
     UniqueFd in;
@@ -217,7 +242,8 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     }
     config.stdio[0] = in.get();
     r.job_side_fds.push_back(std::move(in));
-    uint64_t capture_limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+    uint64_t capture_limit =
+        r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
     for (int i = 0; i < 2; ++i) {
       const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();
       const char* field = i == 0 ? "stdout" : "stderr";
@@ -249,7 +275,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     if (r.limits.has_memory_bytes()) cg_limits.memory_bytes = r.limits.memory_bytes();
     if (r.limits.has_pids()) cg_limits.pids = r.limits.pids();
     r.cgroup = cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
-    if (templates_ && spec.bind_size() == 0) {
+    if (templates_ && spec.bind_size() == 0 && isolate::poolable(profile)) {
       r.jail_template = templates_->acquire(profile);
       config.from_template = r.jail_template.get();
     }
@@ -272,7 +298,8 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
   loop_->watch_readable(r.jail->pidfd(), make_token(r.serial, kExit));
   for (int i = 0; i < 2; ++i) {
     if (r.out[i].open) {
-      loop_->watch_readable(r.out[i].read_end.get(), make_token(r.serial, i == 0 ? kStdout : kStderr));
+      loop_->watch_readable(r.out[i].read_end.get(),
+                            make_token(r.serial, i == 0 ? kStdout : kStderr));
     }
   }
   uint64_t start = r.jail->start_ns();
@@ -328,12 +355,14 @@ void Executor::finish_job(Running& r) {
   uint64_t reaped_ns = monotonic_now_ns();
   isolate::JailOutcome outcome = r.jail->reap();
   if (r.jail_template) templates_->release(std::move(r.jail_template));
-  uint64_t output_limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+  uint64_t output_limit =
+      r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
   for (auto& pipe : r.out) {
     if (!pipe.open) continue;
     bool over = false;
     drain(pipe, output_limit, &over);
-    if (over && r.killed_for == VerdictFacts::Kill::kNone) r.killed_for = VerdictFacts::Kill::kOutput;
+    if (over && r.killed_for == VerdictFacts::Kill::kNone)
+      r.killed_for = VerdictFacts::Kill::kOutput;
     pipe.open = false;
     pipe.read_end.reset();
   }
@@ -379,30 +408,42 @@ void Executor::finish_job(Running& r) {
   (void)start_ns;
 
   switch (status) {
-    case SETUP_ERROR: res.set_message(outcome.setup_error); break;
+    case SETUP_ERROR:
+      res.set_message(outcome.setup_error);
+      break;
     case TIME_LIMIT_EXCEEDED:
       res.set_message(fmt::format("cpu time {} exceeded the limit {}", format_ms(stats.cpu_usec),
                                   format_ms(r.limits.cpu_time_ms() * 1000)));
       break;
     case WALL_TIME_LIMIT_EXCEEDED:
-      res.set_message(fmt::format("wall time limit {} exceeded", format_ms(r.limits.wall_time_ms() * 1000)));
+      res.set_message(
+          fmt::format("wall time limit {} exceeded", format_ms(r.limits.wall_time_ms() * 1000)));
       break;
     case MEMORY_LIMIT_EXCEEDED:
-      res.set_message(fmt::format("memory limit {} bytes exceeded ({} process(es) killed by the OOM killer)",
-                                  r.limits.memory_bytes(), stats.oom_kills));
+      res.set_message(
+          fmt::format("memory limit {} bytes exceeded ({} process(es) killed by the OOM killer)",
+                      r.limits.memory_bytes(), stats.oom_kills));
       break;
     case OUTPUT_LIMIT_EXCEEDED:
       res.set_message(fmt::format("output limit {} bytes exceeded", output_limit));
       break;
-    case SECCOMP_VIOLATION: res.set_message("forbidden system call (killed by seccomp, SIGSYS)"); break;
+    case SECCOMP_VIOLATION:
+      res.set_message("forbidden system call (killed by seccomp, SIGSYS)");
+      break;
     case SIGNALED:
-      res.set_message(fmt::format("killed by signal {} (SIG{})", facts.signal, signal_name(facts.signal)));
+      res.set_message(
+          fmt::format("killed by signal {} (SIG{})", facts.signal, signal_name(facts.signal)));
       break;
-    case NONZERO_EXIT: res.set_message(fmt::format("exit code {}", facts.exit_code)); break;
+    case NONZERO_EXIT:
+      res.set_message(fmt::format("exit code {}", facts.exit_code));
+      break;
     case INTERNAL_ERROR:
-      res.set_message(r.killed_for == VerdictFacts::Kill::kInterrupted ? "interrupted" : "the job's first process was not reaped");
+      res.set_message(r.killed_for == VerdictFacts::Kill::kInterrupted
+                          ? "interrupted"
+                          : "the job's first process was not reaped");
       break;
-    default: break;
+    default:
+      break;
   }
   if (stats.pids_limit_hit && status == NONZERO_EXIT) {
     res.set_message(res.message() + fmt::format(" (pids limit {} reached)", r.limits.pids()));
@@ -497,7 +538,8 @@ void Executor::run(const NextJob& next, const OnResult& on_result) {
           loop_->rmdir(it->second.path, make_token(serial, kRmdir));
         } else {
           if (c.result < 0 && c.result != -ENOENT) {
-            fmt::print(stderr, "jailpool: rmdir {}: {}\n", it->second.path, std::strerror(-c.result));
+            fmt::print(stderr, "jailpool: rmdir {}: {}\n", it->second.path,
+                       std::strerror(-c.result));
           }
           rmdirs.erase(it);
         }
@@ -507,7 +549,8 @@ void Executor::run(const NextJob& next, const OnResult& on_result) {
       if (it == by_serial.end()) continue;  // a stale timer of a finished job
       Running& r = *it->second;
       try {
-        uint64_t output_limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+        uint64_t output_limit =
+            r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
         switch (kind) {
           case kStdout:
           case kStderr: {

@@ -57,9 +57,7 @@ class Executor {
 
   // Async-signal-safe: stop taking jobs; with kill_running, kill the running ones too (they
   // are reported as INTERNAL_ERROR "interrupted").
-  void stop(bool kill_running) {
-    stop_.store(kill_running ? 2 : 1, std::memory_order_relaxed);
-  }
+  void stop(bool kill_running) { stop_.store(kill_running ? 2 : 1, std::memory_order_relaxed); }
 
   const isolate::CgroupSystem& cgroups() const { return *cgroups_; }
   pool::TemplatePool* templates() { return templates_.get(); }

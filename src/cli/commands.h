@@ -1,0 +1,34 @@
+// The CLI's subcommands beyond `run` and `check`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace jailpool::cli {
+
+struct BatchOptions {
+  unsigned jobs = 2;
+  std::string profile_path;
+  std::string input = "-";
+  std::string output = "-";
+  std::string resume_path;
+  bool use_pool = true;
+  std::string cgroup_parent;
+};
+int cmd_batch(const BatchOptions& options);
+
+struct BenchOptions {
+  unsigned count = 1000;
+  unsigned jobs = 1;
+  std::string profile_path;
+  bool json = false;
+  std::string cgroup_parent;
+  std::vector<std::string> command;
+};
+int cmd_bench(const BenchOptions& options);
+
+// Set by the signal handlers: 1 = stop taking jobs, 2 = also kill the running ones.
+void request_stop(int level);
+
+}  // namespace jailpool::cli

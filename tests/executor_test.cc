@@ -1,0 +1,434 @@
+// The executor end to end: every status provoked by a real program (tests/progs/*.c, bound into
+// the jail at /progs), the accounting checked against what the programs measure themselves, the
+// isolation as a program inside sees it, and the hygiene after every job: no cgroup directory,
+// no process and no fd left behind.
+#include "sched/executor.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "config/profile.h"
+#include "test_env.h"
+
+namespace jailpool::sched {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kMiB = 1024 * 1024;
+constexpr const char* kProgsInJail = "/progs";
+
+// Every job carries this in its environment, so the leftover scan finds our processes only
+// (other test processes may run the same programs at the same time).
+std::string job_marker() { return "JAILPOOL_TEST_JOB=" + testing_env::cgroup_parent(); }
+
+std::string in_jail(const std::string& name) { return std::string(kProgsInJail) + "/" + name; }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int count_own_fds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n - 1;  // the directory's own fd
+}
+
+// Processes (other than this one) that run one of the test programs for this test process:
+// the command line names a program of the progs directory (inside the jail or on the host)
+// and the environment carries job_marker().
+std::vector<std::string> leftover_processes() {
+  std::vector<std::string> out;
+  const std::string marker = job_marker();
+  const std::string host_progs = JAILPOOL_TEST_PROGS;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::stoi(pid) == ::getpid()) continue;
+    std::string cmdline = read_file("/proc/" + pid + "/cmdline");
+    bool runs_prog = cmdline.rfind(std::string(kProgsInJail) + "/", 0) == 0 ||
+                     cmdline.find(host_progs) != std::string::npos;
+    if (!runs_prog) continue;
+    std::string environ = read_file("/proc/" + pid + "/environ");
+    std::string needle = marker;
+    needle.push_back('\0');
+    if ((std::string(1, '\0') + environ).find(std::string(1, '\0') + needle) == std::string::npos) continue;
+    for (char& c : cmdline) {
+      if (c == '\0') c = ' ';
+    }
+    out.push_back(pid + ": " + cmdline);
+  }
+  return out;
+}
+
+template <typename F>
+auto poll_until_empty(F&& f, std::chrono::milliseconds budget) {
+  auto deadline = Clock::now() + budget;
+  auto left = f();
+  while (!left.empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    left = f();
+  }
+  return left;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += s + "\n";
+  return out;
+}
+
+// The result for failure messages, with long outputs cut.
+std::string describe(const JobResult& r) {
+  JobResult copy = r;
+  if (copy.stdout().size() > 300) copy.set_stdout(copy.stdout().substr(0, 300) + "...");
+  if (copy.stderr().size() > 300) copy.set_stderr(copy.stderr().substr(0, 300) + "...");
+  return copy.ShortDebugString();
+}
+
+// "key=value" lines.
+std::map<std::string, std::string> parse_facts(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+// A temporary host directory, removed with its contents.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/jailpool-executor-test-XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fds_before_ = count_own_fds();
+    ExecutorOptions options;
+    options.cgroup_parent = testing_env::cgroup_parent();
+    executor_ = std::make_unique<Executor>(options);
+    fds_with_executor_ = count_own_fds();
+    profile_ = default_profile();
+  }
+
+  void TearDown() override {
+    // Jobs must not leave fds in jailpool, neither while the executor lives nor after.
+    EXPECT_EQ(count_own_fds(), fds_with_executor_) << "fds leaked by the jobs";
+    executor_.reset();
+    EXPECT_EQ(count_own_fds(), fds_before_) << "fds leaked by the executor";
+    auto dirs = poll_until_empty(testing_env::job_cgroups_left, 1000ms);
+    EXPECT_TRUE(dirs.empty()) << "job cgroups left behind:\n" << join(dirs);
+    auto procs = poll_until_empty(leftover_processes, 1000ms);
+    EXPECT_TRUE(procs.empty()) << "processes left behind:\n" << join(procs);
+  }
+
+  // A job running argv inside the default profile, with the test programs at /progs.
+  JobSpec job(std::vector<std::string> argv) const {
+    JobSpec spec;
+    spec.set_id("executor-test");
+    for (const auto& a : argv) spec.add_argv(a);
+    Bind* bind = spec.add_bind();
+    bind->set_src(JAILPOOL_TEST_PROGS);
+    bind->set_dst(kProgsInJail);
+    spec.add_env(job_marker());
+    return spec;
+  }
+
+  JobResult run(const JobSpec& spec) { return executor_->run_one(spec, profile_); }
+
+  std::unique_ptr<Executor> executor_;
+  Profile profile_;
+  int fds_before_ = 0;
+  int fds_with_executor_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Exit statuses.
+
+TEST_F(ExecutorTest, ExitZeroIsOk) {
+  JobResult r = run(job({in_jail("exit_code"), "0"}));
+  EXPECT_EQ(r.status(), OK) << describe(r);
+  EXPECT_EQ(r.exit_code(), 0);
+  EXPECT_EQ(r.signal(), 0);
+  EXPECT_EQ(r.id(), "executor-test");
+}
+
+TEST_F(ExecutorTest, NonzeroExitCode) {
+  JobResult r = run(job({in_jail("exit_code"), "3"}));
+  EXPECT_EQ(r.status(), NONZERO_EXIT) << describe(r);
+  EXPECT_EQ(r.exit_code(), 3);
+  EXPECT_EQ(r.signal(), 0);
+}
+
+TEST_F(ExecutorTest, RaisedSignal) {
+  JobResult r = run(job({in_jail("raise_signal"), "11"}));
+  EXPECT_EQ(r.status(), SIGNALED) << describe(r);
+  EXPECT_EQ(r.signal(), SIGSEGV);
+}
+
+TEST_F(ExecutorTest, AbortIsSigabrt) {
+  JobResult r = run(job({in_jail("self_abort")}));
+  EXPECT_EQ(r.status(), SIGNALED) << describe(r);
+  EXPECT_EQ(r.signal(), SIGABRT);
+}
+
+TEST_F(ExecutorTest, ShellKillingItself) {
+  JobResult r = run(job({"/bin/sh", "-c", "kill -SEGV $$"}));
+  EXPECT_EQ(r.status(), SIGNALED) << describe(r);
+  EXPECT_EQ(r.signal(), SIGSEGV);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits.
+
+TEST_F(ExecutorTest, CpuTimeLimit) {
+  JobSpec spec = job({in_jail("burn_cpu"), "forever"});
+  spec.mutable_limits()->set_cpu_time_ms(200);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), TIME_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_GE(r.cpu_time_us(), 200000u) << describe(r);
+  EXPECT_LT(r.cpu_time_us(), 200000u + 50000u) << describe(r);
+}
+
+TEST_F(ExecutorTest, CpuTimeLimitMultiThreaded) {
+  // Four burning threads on however many CPUs: the limit is on the sum.
+  JobSpec spec = job({in_jail("burn_cpu"), "forever", "4"});
+  spec.mutable_limits()->set_cpu_time_ms(200);
+  auto t0 = Clock::now();
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), TIME_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_GE(r.cpu_time_us(), 200000u) << describe(r);
+  EXPECT_LT(r.cpu_time_us(), 200000u + 150000u) << describe(r);
+  EXPECT_LT(Clock::now() - t0, 5s);
+}
+
+TEST_F(ExecutorTest, WallTimeLimit) {
+  JobSpec spec = job({in_jail("sleeper")});
+  spec.mutable_limits()->set_wall_time_ms(200);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), WALL_TIME_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_GE(r.wall_time_us(), 200000u) << describe(r);
+  EXPECT_LT(r.wall_time_us(), 200000u + 100000u) << describe(r);
+  EXPECT_LT(r.cpu_time_us(), 100000u) << describe(r);
+}
+
+TEST_F(ExecutorTest, MemoryLimit) {
+  JobSpec spec = job({in_jail("touch_memory"), "128"});
+  spec.mutable_limits()->set_memory_bytes(64 * kMiB);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), MEMORY_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_EQ(r.stdout().find("done"), std::string::npos) << describe(r);
+}
+
+TEST_F(ExecutorTest, MemoryLimitOnAChildIsStillMle) {
+  // The OOM killer takes the child; the parent notices and exits 0. Still an MLE.
+  JobSpec spec = job({in_jail("child_oom"), "128"});
+  spec.mutable_limits()->set_memory_bytes(64 * kMiB);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), MEMORY_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_NE(r.stdout().find("child killed by signal 9"), std::string::npos) << describe(r);
+}
+
+TEST_F(ExecutorTest, OutputLimitOnCapturedStdout) {
+  JobSpec spec = job({in_jail("flood_output")});
+  spec.mutable_limits()->set_output_bytes(1 * kMiB);
+  auto t0 = Clock::now();
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), OUTPUT_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_LE(r.stdout().size(), 1 * kMiB);
+  EXPECT_TRUE(r.stdout_truncated()) << describe(r);
+  EXPECT_LT(Clock::now() - t0, 10s);
+}
+
+TEST_F(ExecutorTest, OutputLimitOnStdoutFile) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string out = dir.path() + "/out";
+  JobSpec spec = job({in_jail("flood_output")});
+  spec.mutable_stdout()->set_path(out);
+  spec.mutable_limits()->set_output_bytes(1 * kMiB);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), OUTPUT_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_EQ(r.signal(), SIGXFSZ) << describe(r);
+  std::error_code ec;
+  EXPECT_EQ(fs::file_size(out, ec), 1 * kMiB) << ec.message();
+}
+
+TEST_F(ExecutorTest, SeccompViolation) {
+  for (const char* call : {"bpf", "keyctl", "ptrace", "unshare", "mount"}) {
+    SCOPED_TRACE(call);
+    JobResult r = run(job({in_jail("forbidden_syscall"), call}));
+    EXPECT_EQ(r.status(), SECCOMP_VIOLATION) << describe(r);
+    EXPECT_EQ(r.signal(), SIGSYS) << describe(r);
+    EXPECT_EQ(r.stdout(), "") << describe(r);
+  }
+}
+
+TEST_F(ExecutorTest, PidsLimitStopsAForkBomb) {
+  JobSpec spec = job({in_jail("fork_bomb")});
+  spec.mutable_limits()->set_pids(16);
+  spec.mutable_limits()->set_wall_time_ms(20000);  // backstop; must not be reached
+  auto t0 = Clock::now();
+  JobResult r = run(spec);
+  EXPECT_LT(Clock::now() - t0, 15s);
+  EXPECT_EQ(r.status(), OK) << "fork did not fail with EAGAIN: " << describe(r);
+  int forks = std::atoi(r.stdout().c_str());
+  EXPECT_GE(forks, 1) << describe(r);
+  EXPECT_LT(forks, 16) << describe(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup errors.
+
+TEST_F(ExecutorTest, MissingProgramIsSetupError) {
+  JobResult r = run(job({"/nonexistent/prog"}));
+  EXPECT_EQ(r.status(), SETUP_ERROR) << describe(r);
+  EXPECT_NE(r.message().find("/nonexistent/prog"), std::string::npos) << describe(r);
+  EXPECT_EQ(r.message().find('\n'), std::string::npos) << describe(r);
+}
+
+TEST_F(ExecutorTest, NonExecutableProgramIsSetupError) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  {
+    std::ofstream script(dir.path() + "/script");
+    script << "#!/bin/sh\necho should not run\n";
+  }
+  ASSERT_EQ(::chmod((dir.path() + "/script").c_str(), 0644), 0);
+  JobSpec spec = job({"/data/script"});
+  Bind* bind = spec.add_bind();
+  bind->set_src(dir.path());
+  bind->set_dst("/data");
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), SETUP_ERROR) << describe(r);
+  EXPECT_NE(r.message().find("/data/script"), std::string::npos) << describe(r);
+  EXPECT_EQ(r.stdout(), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounting against what the programs measure themselves.
+
+TEST_F(ExecutorTest, CpuTimeMatchesTheProgramsOwnClock) {
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{in_jail("burn_cpu"), "200"}, std::vector<std::string>{in_jail("cpu_time_self")}}) {
+    SCOPED_TRACE(argv[0]);
+    JobResult r = run(job(argv));
+    ASSERT_EQ(r.status(), OK) << describe(r);
+    double measured = std::strtod(r.stdout().c_str(), nullptr);
+    ASSERT_GE(measured, 200000.0) << describe(r);
+    EXPECT_GE(static_cast<double>(r.cpu_time_us()), measured * 0.95) << describe(r);
+    EXPECT_LE(static_cast<double>(r.cpu_time_us()), measured * 1.05) << describe(r);
+  }
+}
+
+TEST_F(ExecutorTest, MemoryPeakMatchesWhatTheProgramTouched) {
+  JobResult r = run(job({in_jail("touch_memory"), "40"}));
+  ASSERT_EQ(r.status(), OK) << describe(r);
+  EXPECT_EQ(r.stdout(), "done\n");
+  EXPECT_GE(r.memory_peak_bytes(), 40 * kMiB) << describe(r);
+  EXPECT_LE(r.memory_peak_bytes(), 48 * kMiB) << describe(r);
+  EXPECT_NE(r.memory_peak_source(), MEMORY_SOURCE_UNSPECIFIED) << describe(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Isolation, as a program inside sees it.
+
+TEST_F(ExecutorTest, IsolationAsSeenFromInside) {
+  // A listener on the host's loopback: reachable from here, not from the jail.
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(listener.get() >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  {
+    UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0)
+        << "the listener is not reachable even from the host";
+    UniqueFd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+
+  JobResult r = run(job({in_jail("isolation_probe"), port}));
+  ASSERT_EQ(r.status(), OK) << describe(r);
+  auto facts = parse_facts(r.stdout());
+  SCOPED_TRACE(r.stdout());
+  EXPECT_NE(facts["uid"], "0");
+  EXPECT_NE(facts["euid"], "0");
+  EXPECT_NE(facts["gid"], "0");
+  EXPECT_EQ(facts["uid"], "65534");
+  EXPECT_EQ(facts["hostname"], "jailpool");
+  EXPECT_EQ(facts["capeff"], "0000000000000000");
+  EXPECT_EQ(facts["nonewprivs"], "1");
+  ASSERT_FALSE(facts["pids"].empty());
+  EXPECT_GE(std::stoi(facts["pids"]), 1);
+  EXPECT_LE(std::stoi(facts["pids"]), 3);
+  EXPECT_EQ(facts["write_root"], "0");
+  EXPECT_EQ(facts["write_usr"], "0");
+  EXPECT_EQ(facts["connect"], "0");
+  EXPECT_EQ(facts["fds"], "0,1,2");
+  EXPECT_EQ(facts["shadow"], "0");
+  EXPECT_EQ(facts["shadow_exists"], "0");
+}
+
+TEST_F(ExecutorTest, DaemonDiesWithTheJob) {
+  auto t0 = Clock::now();
+  JobResult r = run(job({in_jail("daemonize")}));
+  EXPECT_LT(Clock::now() - t0, 10s) << "the job waited for its daemon";
+  EXPECT_EQ(r.status(), OK) << describe(r);
+  auto dirs = poll_until_empty(testing_env::job_cgroups_left, 1000ms);
+  EXPECT_TRUE(dirs.empty()) << "job cgroups (and so the daemon) left behind:\n" << join(dirs);
+  auto procs = poll_until_empty(leftover_processes, 1000ms);
+  EXPECT_TRUE(procs.empty()) << "the daemon survived:\n" << join(procs);
+}
+
+}  // namespace
+}  // namespace jailpool::sched

@@ -1,0 +1,4 @@
+// abort()s: ends with SIGABRT.
+#include <stdlib.h>
+
+int main(void) { abort(); }
