@@ -312,6 +312,14 @@ TEST_F(CliTest, EnvReachesTheJob) {
   EXPECT_EQ(r.out, "bar\n") << r.describe();
 }
 
+// jailpool ignores SIGPIPE itself; the job must not inherit that (exec keeps SIG_IGN), or a
+// writer into a closed pipe would see EPIPE instead of dying as it would bare.
+TEST_F(CliTest, JobDoesNotInheritIgnoredSignals) {
+  CliOutcome r = run_cli({"run", "--", "/bin/sh", "-c", "grep SigIgn /proc/self/status"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "SigIgn:\t0000000000000000\n") << r.describe();
+}
+
 TEST_F(CliTest, CheckReportsTheCgroupMode) {
   CliOutcome r = run_cli({"check"});
   EXPECT_EQ(r.exit_code, 0) << r.describe();

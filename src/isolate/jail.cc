@@ -313,6 +313,22 @@ std::string host_path_of(const JailConfig& config, std::string path, int depth =
 
 }  // namespace
 
+// jailpool's ignored signals, read once (they are set at start-up, before any job).
+uint64_t ignored_signals() {
+  static const uint64_t mask = [] {
+    uint64_t m = 0;
+    for (int sig = 1; sig <= 64; ++sig) {
+      struct sigaction sa {};
+      if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, nullptr, &sa) == 0 &&
+          sa.sa_handler == SIG_IGN) {
+        m |= 1ull << (sig - 1);
+      }
+    }
+    return m;
+  }();
+  return mask;
+}
+
 bool poolable(const Profile& profile) {
   std::vector<std::string> job_fs;
   for (const Tmpfs& fs : profile.tmpfs()) job_fs.push_back(fs.dst());
@@ -418,6 +434,9 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   std::sort(plan.keep_fds.begin(), plan.keep_fds.end());
   plan.keep_fds.erase(std::unique(plan.keep_fds.begin(), plan.keep_fds.end()), plan.keep_fds.end());
 
+  plan.ignored_signals = ignored_signals();
+  // Without CLONE_CLEAR_SIGHAND (clone(2) fallback) init keeps jailpool's handlers: reset all.
+  if (!clone3_available()) plan.ignored_signals = ~0ull;
   plan.cwd =
       plan.keep(!config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd()));
   plan.rlimits = config.rlimits;

@@ -77,6 +77,10 @@ void check_program(const JailConfig& config);
 // one of the per-job filesystems (the fresh path mounts those first, a template cannot).
 bool poolable(const Profile& profile);
 
+// The signals jailpool ignores, as a mask (bit N-1 for signal N), read once: call it after
+// setting up signal dispositions (the CLI ignores SIGPIPE before running anything).
+uint64_t ignored_signals();
+
 // What became of a jail, read after its init was reaped.
 struct JailOutcome {
   bool setup_failed = false;

@@ -196,7 +196,8 @@ int job_main(void* arg) {
   // The job sees its own cgroup as the root of the cgroup tree.
   if ((rc = call(SYS_unshare, CLONE_NEWCGROUP)) < 0) fail(plan, LaunchStage::kCgroupAttach, rc);
 
-  // Signals: an empty mask, and default actions for what jailpool ignores (exec keeps SIG_IGN).
+  // Signals: an empty mask, and default actions for what jailpool ignores (exec keeps SIG_IGN;
+  // init was cloned with CLONE_CLEAR_SIGHAND, so no handler is left to reset).
   uint64_t empty_mask = 0;
   call(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, sizeof empty_mask);
   struct kernel_sigaction {
@@ -205,8 +206,8 @@ int job_main(void* arg) {
     void* restorer;
     uint64_t mask;
   } dfl{};
-  for (int sig = 1; sig < 32; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (plan->ignored_signals & (1ull << (sig - 1))) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
   }
 
   for (int i = 0; i < 3; ++i) {

@@ -108,6 +108,8 @@ struct LaunchPlan {
   std::vector<int> attach_fds;  // cgroup.procs fds to write "0" into
   int into_cgroup_fd = -1;      // for CLONE_INTO_CGROUP
   int stdio[3] = {-1, -1, -1};
+  // Signals jailpool ignores (bit N-1 for signal N): exec keeps SIG_IGN, so the job resets them.
+  uint64_t ignored_signals = 0;
   const char* cwd = "/";
   uint32_t uid = 65534, gid = 65534;
   struct Rlimit {
