@@ -316,11 +316,19 @@ std::string host_path_of(const JailConfig& config, std::string path, int depth =
 // jailpool's ignored signals, read once (they are set at start-up, before any job).
 uint64_t ignored_signals() {
   static const uint64_t mask = [] {
+    // The raw call: glibc's sigaction() refuses its own signals (32, 33), which a parent may
+    // still have left ignored.
+    struct {
+      void* handler;
+      unsigned long flags;
+      void* restorer;
+      uint64_t mask;
+    } ksa{};
     uint64_t m = 0;
     for (int sig = 1; sig <= 64; ++sig) {
-      struct sigaction sa {};
-      if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, nullptr, &sa) == 0 &&
-          sa.sa_handler == SIG_IGN) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      if (syscall(SYS_rt_sigaction, sig, nullptr, &ksa, 8) == 0 &&
+          ksa.handler == reinterpret_cast<void*>(SIG_IGN)) {
         m |= 1ull << (sig - 1);
       }
     }
