@@ -1,15 +1,18 @@
 // seccomp: the default deny-list, the allow-list mode and the export of libseccomp's BPF.
 //
-// Actions. Every denied call kills the whole process (SCMP_ACT_KILL_PROCESS: the job ends with
-// SIGSYS and the verdict is SECCOMP_VIOLATION) rather than failing with an errno: a denied call is
-// either an attack or a program the profile does not fit, and a kill is unambiguous to report,
-// whereas an errno would let a probing job carry on and hide the attempt. The one exception is
-// clone3, which fails with ENOSYS (see below).
+// Actions. A denied call kills the whole process (SCMP_ACT_KILL_PROCESS: the job ends with SIGSYS
+// and the verdict is SECCOMP_VIOLATION) rather than failing with an errno: a denied call is either
+// an attack or a program the profile does not fit, and a kill is unambiguous to report, whereas an
+// errno would let a probing job carry on and hide the attempt. The exceptions are calls that
+// ordinary programs make and cope with failing, where a kill would break them for nothing: clone3
+// (ENOSYS), file locks (ENOLCK; leases and dnotify EPERM) and personality changes (EPERM); see
+// below.
 //
 // Arguments. The kernel declares the arguments we test (ioctl's and fcntl's cmd, socket's family,
 // personality's persona) as 32-bit, and ignores the upper half of the register. libseccomp
-// compares all 64 bits, so every such test masks with 0xffffffff: otherwise cmd = TIOCSTI | 1 << 32
-// would pass the filter and still be TIOCSTI to the kernel (CVE-2019-10063 in flatpak).
+// compares all 64 bits, so every equality test masks with 0xffffffff: otherwise cmd = TIOCSTI |
+// 1 << 32 would pass the filter and still be TIOCSTI to the kernel (CVE-2019-10063 in flatpak).
+// personality's "not equal" test cannot be masked and denies any upper half instead (see there).
 //
 // Foreign ABIs. The filter holds the native architecture only, so an i386 call (int 0x80) gets the
 // bad-arch action, which we set to KILL_PROCESS. For x86_64, libseccomp also sends any number with
@@ -88,9 +91,6 @@ constexpr const char* kKilledSyscalls[] = {
     // File handles bypass path lookup, and so the mount namespace (the "shocker" escape).
     "open_by_handle_at",
     "name_to_handle_at",
-    // Locks on a shared inode (a read-only bind of /usr) are a channel between jobs; fcntl's lock
-    // commands are below.
-    "flock",
     // Host administration: accounting, swap, reboot, clocks, the kernel log, quotas, ttys, I/O
     // ports, and obsolete calls. Most need capabilities the job lacks; they have no business in a
     // job either way. adjtimex and clock_adjtime are denied even for a read (modes == 0): nothing
@@ -114,17 +114,30 @@ constexpr const char* kKilledSyscalls[] = {
     "_sysctl",
 };
 
-// clone3 cannot be filtered on its flags (they are in memory, out of seccomp's reach), so it is
-// denied entirely. With ENOSYS and not a kill: glibc (2.34+) tries clone3 first for
-// pthread_create, fork-like spawns and posix_spawn, and falls back to clone on ENOSYS, whose
-// flags we can check.
-constexpr const char* kEnosysSyscalls[] = {"clone3"};
+// Denied whatever the arguments, failing with an errno instead of a kill.
+struct ErrnoSyscall {
+  const char* name;
+  int err;
+  bool deny_kills;  // a profile's seccomp_deny naming it turns the errno into a kill
+};
+constexpr ErrnoSyscall kErrnoSyscalls[] = {
+    // clone3 cannot be filtered on its flags (they are in memory, out of seccomp's reach), so it
+    // is denied entirely. With ENOSYS and not a kill: glibc (2.34+) tries clone3 first for
+    // pthread_create, fork-like spawns and posix_spawn, and falls back to clone on ENOSYS, whose
+    // flags we can check. It stays ENOSYS even when a profile's seccomp_deny names it.
+    {"clone3", ENOSYS, false},
+    // Locks on a shared inode (a read-only bind of /usr, say) are a channel between jobs; fcntl's
+    // lock commands are below. ENOLCK and not a kill: sqlite, pip and the JVM lock their files
+    // and carry on (or report a clean error) when locking fails, and a refused lock closes the
+    // channel as well as a kill does. A profile's seccomp_deny turns this into a kill.
+    {"flock", ENOLCK, true},
+};
 
 // Every call the default policy denies whatever its arguments.
 template <typename F>
 void for_each_unconditional(F&& f) {
   for (const char* name : kKilledSyscalls) f(name);
-  for (const char* name : kEnosysSyscalls) f(name);
+  for (const auto& call : kErrnoSyscalls) f(call.name);
 }
 
 // Numbers of calls newer than libseccomp 2.5.4 on x86_64, used when libseccomp does not know the
@@ -195,10 +208,16 @@ scmp_arg_cmp arg_bits_set(unsigned arg, uint64_t bits) {
   return scmp_arg_cmp{arg, SCMP_CMP_MASKED_EQ, bits, bits};
 }
 
-void add_default_rules(scmp_filter_ctx ctx) {
+// The default rules. A deny_kills call of kErrnoSyscalls that is in `deny` (the profile's
+// seccomp_deny) gets no rule here, so that the caller's kill replaces the errno.
+void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny) {
   const uint32_t kill = SCMP_ACT_KILL_PROCESS;
   for (const char* name : kKilledSyscalls) add_rule(ctx, kill, name);
-  for (const char* name : kEnosysSyscalls) add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), name);
+  for (const auto& call : kErrnoSyscalls) {
+    int nr = resolve(call.name);
+    if (nr < 0 || (call.deny_kills && deny.count(nr))) continue;
+    add_rule(ctx, SCMP_ACT_ERRNO(static_cast<uint32_t>(call.err)), nr, call.name);
+  }
 
   // clone with any namespace flag (arg0 is the flags on x86_64 and arm64; a rule per flag
   // because rules OR and a rule cannot say "masked != 0"). CLONE_NEWTIME (0x80) is in the exit
@@ -220,23 +239,28 @@ void add_default_rules(scmp_filter_ctx ctx) {
   }
 
   // File locks, leases and directory notifications on shared inodes are channels between jobs
-  // (as flock above). F_GETLK stays allowed: it only reads.
-  for (uint32_t cmd : {F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW, F_SETLEASE, F_NOTIFY}) {
-    add_rule(ctx, kill, "fcntl", {arg32_eq(1, cmd)});
+  // (as flock above), and fail softly for the same reason: ENOLCK for the lock commands (what
+  // sqlite, pip and the JVM expect when locking is unavailable), EPERM for leases and dnotify
+  // (ENOLCK is not among their errors). F_GETLK stays allowed: it only reads.
+  for (uint32_t cmd : {F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW}) {
+    add_rule(ctx, SCMP_ACT_ERRNO(ENOLCK), "fcntl", {arg32_eq(1, cmd)});
+  }
+  for (uint32_t cmd : {F_SETLEASE, F_NOTIFY}) {
+    add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", {arg32_eq(1, cmd)});
   }
 
-  // personality: allowed only to query (0xffffffff) or to set plain PER_LINUX (0); anything else
-  // (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, other execution domains) kills.
-  // libseccomp rejects two comparisons on one argument in a rule, and rules only OR, so "persona
-  // is neither 0 nor 0xffffffff" is written as "some bit i is set and bit i+1 (cyclically, over
-  // the 32 bits the kernel reads) is clear": a value that has both a set and a clear bit has such
-  // a pair, and 0 and 0xffffffff have none. A cover by single-argument rules needs at least 32
-  // rules (each single-bit persona needs its own), so this is minimal.
-  for (unsigned bit = 0; bit < 32; ++bit) {
-    uint64_t set = uint64_t{1} << bit;
-    uint64_t clear = uint64_t{1} << ((bit + 1) % 32);
-    add_rule(ctx, kill, "personality", {scmp_arg_cmp{0, SCMP_CMP_MASKED_EQ, set | clear, set}});
-  }
+  // personality: only the query (0xffffffff) is allowed; every change (ADDR_NO_RANDOMIZE,
+  // READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, other execution domains) fails with EPERM, and so does
+  // setting plain PER_LINUX (0), although that changes nothing for a normal process. Allowing 0
+  // as well took 32 rules (96 of the program's 216 instructions, and attach cost grows with the
+  // length); this one rule takes a few, and the program is 123. EPERM and not a kill, so that
+  // programs that probe it (gdb disabling ASLR, SBCL re-executing itself without it) fail softly
+  // and go on. libseccomp has no 32-bit or masked "not equal", so this compares all 64 bits: a
+  // persona whose upper half is set gets EPERM even when the kernel, which reads 32 bits, would
+  // take it as the query. That only refuses more; no value the kernel reads as a change gets
+  // through. glibc's wrapper passes the persona zero-extended, so personality(0xffffffff) works.
+  add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "personality",
+           {scmp_arg_cmp{0, SCMP_CMP_NE, 0xffffffffu, 0}});
 }
 
 std::vector<sock_filter> export_bpf(scmp_filter_ctx ctx) {
@@ -312,11 +336,15 @@ SeccompProgram compile_seccomp(const Profile& profile) {
 
     case SECCOMP_DEFAULT: {
       Ctx ctx = make_ctx(SCMP_ACT_ALLOW);
-      add_default_rules(ctx.get());
+      add_default_rules(ctx.get(), deny);
       std::set<int> already;
-      for_each_unconditional([&](const char* name) { already.insert(resolve(name)); });
+      for (const char* name : kKilledSyscalls) already.insert(resolve(name));
+      for (const auto& call : kErrnoSyscalls) {
+        if (!call.deny_kills) already.insert(resolve(call.name));
+      }
       // An unconditional kill replaces the argument rules of the same call (libseccomp keeps the
-      // broader rule); calls already denied outright keep their rule (clone3 stays ENOSYS).
+      // broader rule, whatever the actions) and flock's ENOLCK (add_default_rules left it out);
+      // calls already killed outright keep their rule, and clone3 stays ENOSYS.
       for (int nr : deny) {
         if (!already.count(nr)) add_rule(ctx.get(), SCMP_ACT_KILL_PROCESS, nr, syscall_name(nr));
       }

@@ -30,13 +30,17 @@ class SeccompProgram {
   sock_fprog fprog_{};
 };
 
-// The syscalls the default policy denies (names as libseccomp knows them), for docs and tests.
+// The syscalls the default policy denies whatever the arguments (names as libseccomp knows them),
+// for docs and tests: all are killed but clone3 (ENOSYS) and flock (ENOLCK).
 const std::vector<std::string>& default_denied_syscalls();
 
 // Compiles the profile's policy (profile.seccomp, seccomp_allow, seccomp_deny) for the native
 // architecture. SECCOMP_NONE gives an empty program. Denied calls kill the whole process
-// (SECCOMP_RET_KILL_PROCESS, so the job ends with SIGSYS); foreign ABIs (i386, x32) are
-// killed too. Throws ConfigError("seccomp_allow"/"seccomp_deny", "unknown syscall NAME").
+// (SECCOMP_RET_KILL_PROCESS, so the job ends with SIGSYS), except in the default policy clone3
+// (ENOSYS), flock and fcntl's lock commands (ENOLCK), fcntl F_SETLEASE/F_NOTIFY (EPERM) and
+// personality other than the query 0xffffffff (EPERM), which fail softly; seccomp_deny kills
+// any call it names but clone3. Foreign ABIs (i386, x32) are killed too.
+// Throws ConfigError("seccomp_allow"/"seccomp_deny", "unknown syscall NAME").
 SeccompProgram compile_seccomp(const Profile& profile);
 
 // Name of a syscall number on the native architecture, or "syscall N".
