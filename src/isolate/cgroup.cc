@@ -422,6 +422,10 @@ void JobCgroupImpl::build(const Layout& layout, const std::string& name,
     // kernel.md trap 3), and there is no swap to limit anyway.
     write_file(path_join(mem_path, "memory.limit_in_bytes"),
                fmt::format("{}", *limits.memory_bytes));
+    // Where the host has swap, keep the job's anonymous memory out of it: at the limit the job
+    // is OOM-killed instead of being swapped past it.
+    std::string swappiness = path_join(mem_path, "memory.swappiness");
+    if (UniqueFd fd = open_optional(swappiness, O_WRONLY)) write_fd(fd.get(), "0", swappiness);
   }
   if (limits.pids) write_file(path_join(pids_path, "pids.max"), fmt::format("{}", *limits.pids));
 
