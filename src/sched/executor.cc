@@ -23,6 +23,7 @@
 #include "isolate/jail.h"
 #include "isolate/seccomp.h"
 #include "pool/template_pool.h"
+#include "sched/submission_queue.h"
 
 namespace jailpool::sched {
 
@@ -37,7 +38,8 @@ enum TokenKind : uint64_t {
   kWall = 4,
   kCpu = 5,
   kRmdir = 6,
-  kRmdirRetry = 7
+  kRmdirRetry = 7,
+  kWake = 8,  // the submission queue has jobs (or was closed)
 };
 uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -495,6 +497,30 @@ void Executor::finish_job(Running& r) {
 }
 
 void Executor::run(const NextJob& next, const OnResult& on_result) {
+  run_loop(
+      [&](std::optional<JobRequest>& out) {
+        out = next();
+        return out ? PullState::kJob : PullState::kDone;
+      },
+      -1, nullptr, on_result);
+}
+
+void Executor::run(SubmissionQueue& queue, const OnResult& on_result) {
+  run_loop(
+      [&](std::optional<JobRequest>& out) {
+        out = queue.try_pop();
+        if (out) return PullState::kJob;
+        // Closed is read before the second pop: a job pushed before close() is never lost.
+        bool closed = queue.closed();
+        out = queue.try_pop();
+        if (out) return PullState::kJob;
+        return closed ? PullState::kDone : PullState::kLater;
+      },
+      queue.wake_fd(), [&] { queue.drain_wake(); }, on_result);
+}
+
+void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void()>& on_wake,
+                        const OnResult& on_result) {
   std::vector<std::unique_ptr<Running>> running;
   std::map<uint64_t, Running*> by_serial;
   struct PendingRmdir {
@@ -504,6 +530,7 @@ void Executor::run(const NextJob& next, const OnResult& on_result) {
   std::map<uint64_t, PendingRmdir> rmdirs;
   uint64_t next_rmdir = 0;
   bool source_done = false;
+  bool wake_armed = false;
   std::vector<Completion> completions;
 
   auto teardown = [&](Running& r) {
@@ -535,8 +562,9 @@ void Executor::run(const NextJob& next, const OnResult& on_result) {
     }
     while (!source_done && stop == 0 && running.size() < options_.parallelism) {
       std::optional<JobRequest> request;
+      PullState state;
       try {
-        request = next();
+        state = pull(request);
       } catch (const Error& e) {
         // A bad job line is that job's result, not the batch's end.
         JobResult bad;
@@ -545,8 +573,15 @@ void Executor::run(const NextJob& next, const OnResult& on_result) {
         on_result(std::move(bad));
         continue;
       }
-      if (!request) {
+      if (state == PullState::kDone) {
         source_done = true;
+        break;
+      }
+      if (state == PullState::kLater) {
+        if (!wake_armed) {
+          loop_->watch_readable(wake_fd, make_token(0, kWake));
+          wake_armed = true;
+        }
         break;
       }
       start_job(std::move(*request), running);
@@ -565,6 +600,11 @@ void Executor::run(const NextJob& next, const OnResult& on_result) {
     for (const Completion& c : completions) {
       uint64_t serial = c.token >> 8;
       auto kind = static_cast<TokenKind>(c.token & 0xff);
+      if (kind == kWake) {
+        wake_armed = false;
+        if (on_wake) on_wake();
+        continue;
+      }
       if (kind == kRmdir || kind == kRmdirRetry) {
         auto it = rmdirs.find(serial);
         if (it == rmdirs.end()) continue;

@@ -15,6 +15,9 @@
 namespace jailpool::isolate {
 class CgroupSystem;
 }
+namespace jailpool::sched {
+class SubmissionQueue;
+}
 namespace jailpool::pool {
 class TemplatePool;
 }
@@ -52,6 +55,9 @@ class Executor {
   // down. A job's failure never ends the loop: it becomes that job's result.
   void run(const NextJob& next, const OnResult& on_result);
 
+  // Runs the jobs submitted to `queue` from any thread, until the queue is closed and empty.
+  void run(SubmissionQueue& queue, const OnResult& on_result);
+
   // Runs one job and returns its result.
   JobResult run_one(const JobSpec& spec, const Profile& profile);
 
@@ -67,6 +73,11 @@ class Executor {
   struct Running;
   void start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running);
   void finish_job(Running& job);
+  // Pull: a job, nothing for now (wait for wake_fd), or the end of the jobs.
+  enum class PullState { kJob, kLater, kDone };
+  using Pull = std::function<PullState(std::optional<JobRequest>&)>;
+  void run_loop(const Pull& pull, int wake_fd, const std::function<void()>& on_wake,
+                const OnResult& on_result);
 
   ExecutorOptions options_;
   std::unique_ptr<isolate::CgroupSystem> cgroups_;
