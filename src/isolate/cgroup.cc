@@ -328,6 +328,7 @@ class JobCgroupImpl final : public JobCgroup {
   void kill_all() override;
   bool populated() const override;
   std::vector<std::string> release_dirs() override;
+  void set_limits(const CgroupLimits& limits) override;
 
  private:
   struct File {
@@ -351,6 +352,7 @@ class JobCgroupImpl final : public JobCgroup {
   uint64_t clk_tck_;
   bool released_ = false;
 
+  std::string mem_path_, pids_path_;
   std::vector<Dir> dirs_;  // v2 first; one level each, so any order is deepest-first
   UniqueFd v2_dir_;
   File v2_procs_, v2_events_;
@@ -381,19 +383,6 @@ JobCgroupImpl::File JobCgroupImpl::open_control(const std::string& dir, const ch
 
 void JobCgroupImpl::build(const Layout& layout, const std::string& name,
                           const CgroupLimits& limits) {
-  if (limits.memory_bytes && layout.memory == Source::kNone) {
-    throw Error(
-        fmt::format("cgroup {}: a memory limit needs the memory controller, which is "
-                    "not available (see jailpool check)",
-                    name));
-  }
-  if (limits.pids && layout.pids == Source::kNone) {
-    throw Error(
-        fmt::format("cgroup {}: a pids limit needs the pids controller, which is not "
-                    "available (see jailpool check)",
-                    name));
-  }
-
   // Directories first (all of them, so a failure below removes each).
   std::string v2_path, mem_path, pids_path, cpuacct_path;
   if (layout.v2) {
@@ -409,25 +398,9 @@ void JobCgroupImpl::build(const Layout& layout, const std::string& name,
   if (mem_src_ == Source::kV2) mem_path = v2_path;
   if (pids_src_ == Source::kV2) pids_path = v2_path;
 
-  // Limits.
-  if (mem_src_ == Source::kV2) {
-    if (limits.memory_bytes) {
-      write_file(path_join(mem_path, "memory.max"), fmt::format("{}", *limits.memory_bytes));
-    }
-    // No swap for jobs: absent without CONFIG_SWAP (or swapaccount=0).
-    std::string swap = path_join(mem_path, "memory.swap.max");
-    if (UniqueFd fd = open_optional(swap, O_WRONLY)) write_fd(fd.get(), "0", swap);
-  } else if (mem_src_ == Source::kV1 && limits.memory_bytes) {
-    // Only limit_in_bytes: with memsw.limit set too, failcnt stays 0 on an anon OOM (6.18,
-    // kernel.md trap 3), and there is no swap to limit anyway.
-    write_file(path_join(mem_path, "memory.limit_in_bytes"),
-               fmt::format("{}", *limits.memory_bytes));
-    // Where the host has swap, keep the job's anonymous memory out of it: at the limit the job
-    // is OOM-killed instead of being swapped past it.
-    std::string swappiness = path_join(mem_path, "memory.swappiness");
-    if (UniqueFd fd = open_optional(swappiness, O_WRONLY)) write_fd(fd.get(), "0", swappiness);
-  }
-  if (limits.pids) write_file(path_join(pids_path, "pids.max"), fmt::format("{}", *limits.pids));
+  mem_path_ = mem_path;
+  pids_path_ = pids_path;
+  set_limits(limits);
 
   // The fds the hot path uses.
   if (layout.v2) {
@@ -519,6 +492,39 @@ uint64_t JobCgroupImpl::read_cpu_usec() const {
   std::string_view text(buf, static_cast<size_t>(n));
   if (cpu_src_ == Source::kV2) return find_key(text, "usage_usec").value_or(0);
   return parse_u64(text).value_or(0) / 1000;
+}
+
+void JobCgroupImpl::set_limits(const CgroupLimits& limits) {
+  if (limits.memory_bytes && mem_src_ == Source::kNone) {
+    throw Error(
+        fmt::format("cgroup {}: a memory limit needs the memory controller, which is "
+                    "not available (see jailpool check)",
+                    dirs_.empty() ? std::string("?") : dirs_.front().path));
+  }
+  if (limits.pids && pids_src_ == Source::kNone) {
+    throw Error(
+        fmt::format("cgroup {}: a pids limit needs the pids controller, which is not "
+                    "available (see jailpool check)",
+                    dirs_.empty() ? std::string("?") : dirs_.front().path));
+  }
+  if (mem_src_ == Source::kV2) {
+    if (limits.memory_bytes) {
+      write_file(path_join(mem_path_, "memory.max"), fmt::format("{}", *limits.memory_bytes));
+    }
+    // No swap for jobs: absent without CONFIG_SWAP (or swapaccount=0).
+    std::string swap = path_join(mem_path_, "memory.swap.max");
+    if (UniqueFd fd = open_optional(swap, O_WRONLY)) write_fd(fd.get(), "0", swap);
+  } else if (mem_src_ == Source::kV1 && limits.memory_bytes) {
+    // Only limit_in_bytes: with memsw.limit set too, failcnt stays 0 on an anon OOM (6.18,
+    // kernel.md trap 3), and there is no swap to limit anyway.
+    write_file(path_join(mem_path_, "memory.limit_in_bytes"),
+               fmt::format("{}", *limits.memory_bytes));
+    // Where the host has swap, keep the job's anonymous memory out of it: at the limit the job
+    // is OOM-killed instead of being swapped past it.
+    std::string swappiness = path_join(mem_path_, "memory.swappiness");
+    if (UniqueFd fd = open_optional(swappiness, O_WRONLY)) write_fd(fd.get(), "0", swappiness);
+  }
+  if (limits.pids) write_file(path_join(pids_path_, "pids.max"), fmt::format("{}", *limits.pids));
 }
 
 void JobCgroupImpl::kill_all() {

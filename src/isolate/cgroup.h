@@ -42,7 +42,7 @@ struct CgroupStats {
   uint64_t cpu_sys_usec = 0;
   std::optional<uint64_t> memory_peak_bytes;
   MemoryPeakSource memory_peak_source = MemoryPeakSource::kNone;
-  uint64_t oom_kills = 0;  // memory.events oom_kill (v2) or memory.oom_control oom_kill (v1)
+  uint64_t oom_kills = 0;         // memory.events oom_kill (v2) or memory.oom_control oom_kill (v1)
   bool memory_limit_hit = false;  // memory.events max > 0 (v2) or failcnt > 0 (v1)
   std::optional<uint64_t> pids_peak;
   bool pids_limit_hit = false;  // pids.events max > 0
@@ -51,13 +51,13 @@ struct CgroupStats {
 // Facts found at detection time, printed by `jailpool check`.
 struct CgroupInfo {
   CgroupMode mode;
-  std::string v2_mount;                 // "" when there is no cgroup2 mount
+  std::string v2_mount;                     // "" when there is no cgroup2 mount
   std::vector<std::string> v2_controllers;  // in the parent's subtree_control (jobs get these)
   std::vector<std::pair<std::string, std::string>> v1_mounts;  // controller -> mount point
-  std::string cpu_source;     // e.g. "v2 cpu.stat" or "v1 cpuacct"
-  std::string memory_source;  // "v2 memory" / "v1 memory" / "none"
-  std::string pids_source;    // "v2 pids" / "v1 pids" / "none"
-  bool has_cgroup_kill = false;  // v2 cgroup.kill (5.14+)
+  std::string cpu_source;                                      // e.g. "v2 cpu.stat" or "v1 cpuacct"
+  std::string memory_source;                                   // "v2 memory" / "v1 memory" / "none"
+  std::string pids_source;                                     // "v2 pids" / "v1 pids" / "none"
+  bool has_cgroup_kill = false;                                // v2 cgroup.kill (5.14+)
   bool has_memory_peak = false;  // v2 memory.peak (5.19+); v1 uses max_usage_in_bytes instead
   bool has_pids_peak = false;    // pids.peak (6.1+)
 };
@@ -128,6 +128,9 @@ class JobCgroup {
   // before exec: the v1 hierarchies, plus the v2 one when `include_v2` (used when
   // CLONE_INTO_CGROUP is unavailable).
   virtual std::vector<int> attach_fds(bool include_v2) const = 0;
+
+  // Writes the limits (before the job starts); create() calls it. Throws Error naming the file.
+  virtual void set_limits(const CgroupLimits& limits) = 0;
 
   virtual CgroupStats read_stats() const = 0;
 

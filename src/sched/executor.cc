@@ -22,6 +22,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
 #include "isolate/seccomp.h"
+#include "pool/cgroup_pool.h"
 #include "pool/template_pool.h"
 #include "sched/submission_queue.h"
 
@@ -200,13 +201,18 @@ Executor::Executor(ExecutorOptions options)
   cgroups_ = isolate::CgroupSystem::detect(options_.cgroup_parent);
   reclaim_stale_job_cgroups(*cgroups_);
   loop_ = EventLoop::create(options_.loop_backend);
-  if (options_.use_pool) templates_ = std::make_unique<pool::TemplatePool>(options_.parallelism);
+  if (options_.use_pool) {
+    templates_ = std::make_unique<pool::TemplatePool>(options_.parallelism);
+    cgroup_pool_ = std::make_unique<pool::CgroupPool>(*cgroups_, fmt::format("job-{}-p", getpid()),
+                                                      options_.parallelism + 1);
+  }
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
 }
 
 Executor::~Executor() {
   templates_.reset();
+  cgroup_pool_.reset();
   if (cgroups_) cgroups_->remove_parent_if_empty();
 }
 
@@ -314,7 +320,9 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     isolate::CgroupLimits cg_limits;
     if (r.limits.has_memory_bytes()) cg_limits.memory_bytes = r.limits.memory_bytes();
     if (r.limits.has_pids()) cg_limits.pids = r.limits.pids();
-    r.cgroup = cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
+    r.cgroup = cgroup_pool_
+                   ? cgroup_pool_->acquire(cg_limits)
+                   : cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
     if (templates_ && spec.bind_size() == 0 && isolate::poolable(profile)) {
       r.jail_template = templates_->acquire(profile);
       config.from_template = r.jail_template.get();

@@ -20,6 +20,7 @@ class SubmissionQueue;
 }
 namespace jailpool::pool {
 class TemplatePool;
+class CgroupPool;
 }
 
 namespace jailpool::sched {
@@ -83,6 +84,7 @@ class Executor {
   std::unique_ptr<isolate::CgroupSystem> cgroups_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<pool::TemplatePool> templates_;
+  std::unique_ptr<pool::CgroupPool> cgroup_pool_;
   std::atomic<int> stop_{0};
   uint64_t next_serial_ = 0;
   unsigned cpus_ = 1;
