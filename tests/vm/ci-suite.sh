@@ -1,0 +1,17 @@
+#!/bin/sh
+# Runs inside the VM (pure cgroup v2, Debian's 6.1 kernel), from the source dir:
+#   sh tests/vm/ci-suite.sh BUILD_DIR
+# the GoogleTest suite, `jailpool check`, and a short batch through the pool.
+# Left out here, and why:
+#   BatchTest.TenThousandMixedJobs  ~250 s under software emulation (runs on the host)
+#   *CpuTimeMatchesTheProgramsOwnClock*, CgroupTest.AccountsCpuAndMemory, ExecutorTest.WallTimeLimit*
+#     accuracy bounds written for real CPUs: under TCG the exit path after the program's last
+#     clock read costs several ms of emulated CPU (measured 3-17 % over a 200 ms burn)
+set -e
+BUILD=${1:?usage: ci-suite.sh BUILD_DIR}
+"$BUILD/tests/jailpool_tests" --gtest_brief=1 \
+  --gtest_filter='-BatchTest.TenThousandMixedJobs:*CpuTimeMatchesTheProgramsOwnClock*:CgroupTest.AccountsCpuAndMemory:ExecutorTest.WallTimeLimit*'
+"$BUILD/jailpool" check
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  sed "s/\"id\":\"/\"id\":\"$i-/" configs/examples/jobs.jsonl
+done | "$BUILD/jailpool" batch -j 2 --output /dev/null
