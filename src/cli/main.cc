@@ -158,6 +158,10 @@ int cmd_check(const std::string& cgroup_parent) {
       fmt::print("cgroup v1: {} at {}\n", controller, mount);
     fmt::print("cpu accounting: {}\nmemory: {}\npids: {}\n", info.cpu_source, info.memory_source,
                info.pids_source);
+    if (!info.delegated_subtree.empty()) {
+      fmt::print("delegated subtree: {} (jailpool runs in {}, jobs below the parent)\n",
+                 info.delegated_subtree, info.supervisor_leaf);
+    }
     for (const auto& dir : cgroups->parent_dirs()) fmt::print("jailpool parent cgroup: {}\n", dir);
     if (info.memory_source == "none") {
       ok = false;

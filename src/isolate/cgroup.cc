@@ -18,6 +18,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -281,6 +282,7 @@ struct Hierarchy {
   std::string mount_root;  // as /proc/<pid>/cgroup shows paths
   std::string match;       // v1: a controller of the hierarchy (its /proc/<pid>/cgroup line)
   std::string parent_dir;
+  std::string base;     // where the parent is made: the mount, or a delegated subtree in it
   bool memory = false;  // v1 roles
   bool pids = false;
   bool cpuacct = false;
@@ -665,8 +667,18 @@ class CgroupSystemImpl final : public CgroupSystem {
 // Makes `controller` available to the job cgroups: the root must pass it to the parent, and
 // the parent to its children. Returns false (leaving the fallback to the caller) when the
 // kernel refuses, e.g. EBUSY in a container whose cgroup-namespace root holds processes.
+// jailpool's own v2 cgroup ("0::/path" in /proc/self/cgroup), "" when there is none.
+std::string own_v2_cgroup() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  }
+  return {};
+}
+
 bool CgroupSystemImpl::enable_v2_controller(const Hierarchy& h, const std::string& controller) {
-  std::string root_ctl = path_join(h.mount, "cgroup.subtree_control");
+  std::string root_ctl = path_join(h.base, "cgroup.subtree_control");
   std::string parent_ctl = path_join(h.parent_dir, "cgroup.subtree_control");
   try {
     if (!contains(split_words(read_file(root_ctl)), controller)) {
@@ -713,13 +725,36 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
     h.v2 = true;
     h.mount = v2_mount->mount_point;
     h.mount_root = v2_mount->root;
-    h.parent_dir = path_join(h.mount, parent);
+    h.base = h.mount;
+    // A delegated subtree (systemd Delegate=yes, a container's cgroup namespace): jailpool's
+    // own cgroup is not the root. Its jobs then live below it, and jailpool moves itself into
+    // a leaf first: a cgroup whose children get controllers may hold no process itself.
+    std::string own = own_v2_cgroup();
+    if (v1_by_controller.empty() && options.delegate && !own.empty() && own != "/") {
+      // Started in the leaf already (an earlier jailpool moved there, or the service manager
+      // starts us there): its parent is the subtree.
+      const std::string leaf_name = "/" + parent + "-supervisor";
+      bool in_leaf = own.size() > leaf_name.size() &&
+                     own.compare(own.size() - leaf_name.size(), leaf_name.size(), leaf_name) == 0;
+      if (in_leaf) own.resize(own.size() - leaf_name.size());
+      std::string base_rel = own.substr(1);
+      h.base = path_join(h.mount, base_rel);
+      std::string leaf = path_join(h.base, parent + "-supervisor");
+      if (!in_leaf) {
+        if (::mkdir(leaf.c_str(), 0755) < 0 && errno != EEXIST) throw_errno("mkdir " + leaf);
+        write_file(path_join(leaf, "cgroup.procs"), fmt::format("{}", getpid()));
+      }
+      layout_.parent = base_rel + "/" + parent;
+      info_.delegated_subtree = own;
+      info_.supervisor_leaf = leaf;
+    }
+    h.parent_dir = path_join(h.base, parent);
     make_parent(h.parent_dir);
     info_.v2_mount = h.mount;
 
     // Only the controllers this v2 hierarchy has (in hybrid mode a controller bound to a v1
     // mount never shows up here).
-    auto root_controllers = split_words(read_file(path_join(h.mount, "cgroup.controllers")));
+    auto root_controllers = split_words(read_file(path_join(h.base, "cgroup.controllers")));
     if (contains(root_controllers, "memory")) v2_memory = enable_v2_controller(h, "memory");
     if (contains(root_controllers, "pids")) v2_pids = enable_v2_controller(h, "pids");
     // cpu is optional (only cpu.stat's extra fields); never enabled in the root for it.

@@ -59,7 +59,10 @@ struct CgroupInfo {
   std::string pids_source;                                     // "v2 pids" / "v1 pids" / "none"
   bool has_cgroup_kill = false;                                // v2 cgroup.kill (5.14+)
   bool has_memory_peak = false;  // v2 memory.peak (5.19+); v1 uses max_usage_in_bytes instead
-  bool has_pids_peak = false;    // pids.peak (6.1+)
+  bool has_pids_peak = false;
+  std::string delegated_subtree;  // pure v2: jailpool's own cgroup when it is not the root
+  std::string
+      supervisor_leaf;  // where jailpool moved itself in that subtree    // pids.peak (6.1+)
 };
 
 // One cgroup mount found in /proc/self/mountinfo.
@@ -78,6 +81,9 @@ std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo);
 struct CgroupOptions {
   bool use_v2 = true;           // false: ignore the cgroup2 mount, as on a pure v1 machine
   bool use_cgroup_kill = true;  // false: kill via cgroup.procs, as on kernels < 5.14
+  // Pure v2 with jailpool in a non-root cgroup: make the parent below jailpool's own cgroup and
+  // move jailpool into a leaf of it (<parent>-supervisor). false: below the hierarchy's root.
+  bool delegate = true;
 };
 
 class JobCgroup;

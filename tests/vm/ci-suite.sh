@@ -15,3 +15,17 @@ BUILD=${1:?usage: ci-suite.sh BUILD_DIR}
 for i in 1 2 3 4 5 6 7 8 9 10; do
   sed "s/\"id\":\"/\"id\":\"$i-/" configs/examples/jobs.jsonl
 done | "$BUILD/jailpool" batch -j 2 --output /dev/null
+# A delegated subtree (as under systemd with Delegate=yes): jailpool started in /svc moves
+# itself into a leaf, enables the controllers in /svc and runs its jobs below it.
+mkdir -p /sys/fs/cgroup/svc
+in_svc() { sh -c 'echo $$ > /sys/fs/cgroup/svc/cgroup.procs && exec "$@"' sh "$@"; }
+in_svc "$BUILD/jailpool" check | grep -q '^delegated subtree: /svc '
+# /svc now passes controllers to its children, so it may hold no process: later runs start
+# in the leaf (as a service manager with DelegateSubgroup= would start them).
+in_leaf() { sh -c 'echo $$ > /sys/fs/cgroup/svc/jailpool-supervisor/cgroup.procs && exec "$@"' sh "$@"; }
+in_svc() { in_leaf "$@"; }
+in_svc "$BUILD/jailpool" check | grep -q '^delegated subtree: /svc '
+rc=0
+in_svc "$BUILD/jailpool" run --memory 32M -- /bin/dd if=/dev/zero of=/dev/shm/fill bs=1M count=60 || rc=$?
+[ "$rc" = 137 ] || { echo "delegated: a memory hog gave exit $rc, not 137 (MLE)"; exit 1; }
+in_svc "$BUILD/jailpool" run -- /bin/echo "delegated subtree: ok"
