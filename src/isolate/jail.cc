@@ -17,9 +17,9 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
-#include <mutex>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "common/error.h"
 #include "isolate/cgroup.h"
@@ -246,6 +246,25 @@ std::string env_value(const std::vector<std::string>& env, std::string_view key)
   return {};
 }
 
+// What execvp would try for `program`: itself when it has a '/', else each PATH directory
+// (the job's PATH, or the default) joined with it; an empty PATH entry means ".".
+std::vector<std::string> exec_candidates(const std::string& program,
+                                         const std::vector<std::string>& env) {
+  if (program.find('/') != std::string::npos) return {program};
+  std::string path = env_value(env, "PATH");
+  if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t end = path.find(':', pos);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(pos, end - pos);
+    out.push_back((dir.empty() ? "." : dir) + "/" + program);
+    pos = end + 1;
+  }
+  return out;
+}
+
 std::string describe_op(const MountOp& op) {
   auto strip = [](const char* p) -> std::string {
     if (p == nullptr) return {};
@@ -386,22 +405,11 @@ void check_program(const JailConfig& config) {
   if (config.argv.empty() || config.argv[0].empty()) throw ConfigError("argv", "empty command");
   const Profile& profile = *config.profile;
   const std::string& program = config.argv[0];
+  std::string cwd =
+      !config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd());
   std::vector<std::string> candidates;
-  if (program.find('/') != std::string::npos) {
-    std::string cwd =
-        !config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd());
-    candidates.push_back(program[0] == '/' ? program : cwd + "/" + program);
-  } else {
-    std::string path = env_value(config.env, "PATH");
-    if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
-    size_t pos = 0;
-    while (pos <= path.size()) {
-      size_t end = path.find(':', pos);
-      if (end == std::string::npos) end = path.size();
-      if (end > pos && path[pos] == '/')
-        candidates.push_back(path.substr(pos, end - pos) + "/" + program);
-      pos = end + 1;
-    }
+  for (const std::string& c : exec_candidates(program, config.env)) {
+    candidates.push_back(c[0] == '/' ? c : cwd + "/" + c);  // relative: from the working dir
   }
   uint32_t uid = profile.has_uid() ? profile.uid() : 65534;
   uint32_t gid = profile.has_gid() ? profile.gid() : 65534;
@@ -482,21 +490,8 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   plan.rlimits = config.rlimits;
   if (config.seccomp != nullptr && !config.seccomp->empty()) plan.seccomp = config.seccomp->fprog();
 
-  const std::string& program = config.argv[0];
-  if (program.find('/') != std::string::npos) {
-    plan.exec_paths.push_back(plan.keep(program));
-  } else {
-    std::string path = env_value(config.env, "PATH");
-    if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
-    size_t pos = 0;
-    while (pos <= path.size()) {
-      size_t end = path.find(':', pos);
-      if (end == std::string::npos) end = path.size();
-      std::string dir = path.substr(pos, end - pos);
-      if (dir.empty()) dir = ".";
-      plan.exec_paths.push_back(plan.keep(dir + "/" + program));
-      pos = end + 1;
-    }
+  for (const std::string& c : exec_candidates(config.argv[0], config.env)) {
+    plan.exec_paths.push_back(plan.keep(c));
   }
   for (const auto& a : config.argv) plan.argv.push_back(plan.keep_mutable(a));
   plan.argv.push_back(nullptr);
