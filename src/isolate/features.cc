@@ -61,7 +61,7 @@ std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
   op("POLL_ADD", IORING_OP_POLL_ADD, "pidfd and pipe readiness");
   op("TIMEOUT", IORING_OP_TIMEOUT, "limit timers");
   op("UNLINKAT", IORING_OP_UNLINKAT, "asynchronous cgroup removal (5.11+)");
-  op("WAITID", kIoringOpWaitid, "reaping in the ring (6.7+); POLL_ADD on the pidfd otherwise");
+  op("WAITID", kIoringOpWaitid, "6.7+; not needed: exits come as POLL_ADD on the pidfd");
   if (probe) io_uring_free_probe(probe);
   return out;
 }
