@@ -235,6 +235,14 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
                    "size=67108864,nr_inodes=4096,mode=1777"));
   }
   j.push_back(op(Kind::kProc, "/proc", {}, kNoSuidDev | MS_NOEXEC));
+  // Masks over what /proc says about the host. Made by init before the job exists, so no path
+  // can be swapped underneath them.
+  for (const char* path : {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+                           "/proc/sysrq-trigger", "/proc/kallsyms"}) {
+    j.push_back(op(Kind::kMaskFile, path));
+  }
+  j.push_back(op(Kind::kBind, "/proc/sys", "/proc/sys"));
+  j.push_back(op(Kind::kRemount, "/proc/sys", {}, MS_RDONLY | kNoSuidDev | MS_NOEXEC));
 }
 
 std::string env_value(const std::vector<std::string>& env, std::string_view key) {
