@@ -20,12 +20,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "common/error.h"
-#include "test_env.h"
+#include "test_support.h"
 
 namespace jailpool::isolate {
 namespace {
@@ -33,7 +31,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr uint64_t kMiB = 1024 * 1024;
+using testing_env::kMiB;
+using testing_env::read_file;
+
 constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
 
 // ---------------------------------------------------------------------------------------------
@@ -49,13 +49,6 @@ bool machine_is_pure_v2() {
 bool machine_is_hybrid() {
   return is_fs("/sys/fs/cgroup/unified", CGROUP2_SUPER_MAGIC) &&
          is_fs("/sys/fs/cgroup/memory", CGROUP_SUPER_MAGIC);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Every place a directory named after the parent could be: /sys/fs/cgroup/<parent> and
@@ -385,17 +378,17 @@ TEST_F(CgroupTest, CreateWritesLimitsAndDestroyLeavesNothing) {
     EXPECT_FALSE(job->populated());
     if (machine_is_hybrid()) {
       std::string p = testing_env::cgroup_parent();
-      EXPECT_EQ(slurp("/sys/fs/cgroup/memory/" + p + "/" + name + "/memory.limit_in_bytes"),
+      EXPECT_EQ(read_file("/sys/fs/cgroup/memory/" + p + "/" + name + "/memory.limit_in_bytes"),
                 "33554432\n");
-      EXPECT_EQ(slurp("/sys/fs/cgroup/pids/" + p + "/" + name + "/pids.max"), "8\n");
+      EXPECT_EQ(read_file("/sys/fs/cgroup/pids/" + p + "/" + name + "/pids.max"), "8\n");
       EXPECT_EQ(job->attach_fds(true).size(), 3u);   // v2, memory, pids
       EXPECT_EQ(job->attach_fds(false).size(), 2u);  // memory, pids
     } else if (machine_is_pure_v2()) {
       std::string dir = "/sys/fs/cgroup/" + testing_env::cgroup_parent() + "/" + name;
-      EXPECT_EQ(slurp(dir + "/memory.max"), "33554432\n");
-      EXPECT_EQ(slurp(dir + "/pids.max"), "8\n");
+      EXPECT_EQ(read_file(dir + "/memory.max"), "33554432\n");
+      EXPECT_EQ(read_file(dir + "/pids.max"), "8\n");
       if (fs::exists(dir + "/memory.swap.max")) {
-        EXPECT_EQ(slurp(dir + "/memory.swap.max"), "0\n");
+        EXPECT_EQ(read_file(dir + "/memory.swap.max"), "0\n");
       }
       EXPECT_EQ(job->attach_fds(true).size(), 1u);
       EXPECT_EQ(job->attach_fds(false).size(), 0u);

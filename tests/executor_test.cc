@@ -5,7 +5,6 @@
 #include "sched/executor.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,16 +16,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <memory>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/unique_fd.h"
 #include "config/profile.h"
-#include "test_env.h"
+#include "test_support.h"
 
 namespace jailpool::sched {
 namespace {
@@ -35,114 +31,17 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr uint64_t kMiB = 1024 * 1024;
-constexpr const char* kProgsInJail = "/progs";
-
-// Every job carries this in its environment, so the leftover scan finds our processes only
-// (other test processes may run the same programs at the same time).
-std::string job_marker() { return "JAILPOOL_TEST_JOB=" + testing_env::cgroup_parent(); }
-
-std::string in_jail(const std::string& name) { return std::string(kProgsInJail) + "/" + name; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int count_own_fds() {
-  DIR* d = ::opendir("/proc/self/fd");
-  if (d == nullptr) return -1;
-  int n = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  ::closedir(d);
-  return n - 1;  // the directory's own fd
-}
-
-// Processes (other than this one) that run one of the test programs for this test process:
-// the command line names a program of the progs directory (inside the jail or on the host)
-// and the environment carries job_marker().
-std::vector<std::string> leftover_processes() {
-  std::vector<std::string> out;
-  const std::string marker = job_marker();
-  const std::string host_progs = JAILPOOL_TEST_PROGS;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string pid = entry.path().filename().string();
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (std::stoi(pid) == ::getpid()) continue;
-    std::string cmdline = read_file("/proc/" + pid + "/cmdline");
-    bool runs_prog = cmdline.rfind(std::string(kProgsInJail) + "/", 0) == 0 ||
-                     cmdline.find(host_progs) != std::string::npos;
-    if (!runs_prog) continue;
-    std::string environ = read_file("/proc/" + pid + "/environ");
-    std::string needle = marker;
-    needle.push_back('\0');
-    if ((std::string(1, '\0') + environ).find(std::string(1, '\0') + needle) == std::string::npos) continue;
-    for (char& c : cmdline) {
-      if (c == '\0') c = ' ';
-    }
-    out.push_back(pid + ": " + cmdline);
-  }
-  return out;
-}
-
-template <typename F>
-auto poll_until_empty(F&& f, std::chrono::milliseconds budget) {
-  auto deadline = Clock::now() + budget;
-  auto left = f();
-  while (!left.empty() && Clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-    left = f();
-  }
-  return left;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += s + "\n";
-  return out;
-}
-
-// The result for failure messages, with long outputs cut.
-std::string describe(const JobResult& r) {
-  JobResult copy = r;
-  if (copy.stdout().size() > 300) copy.set_stdout(copy.stdout().substr(0, 300) + "...");
-  if (copy.stderr().size() > 300) copy.set_stderr(copy.stderr().substr(0, 300) + "...");
-  return copy.ShortDebugString();
-}
-
-// "key=value" lines.
-std::map<std::string, std::string> parse_facts(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
-
-// A temporary host directory, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/jailpool-executor-test-XXXXXX";
-    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing_env::count_own_fds;
+using testing_env::describe;
+using testing_env::in_jail;
+using testing_env::job_marker;
+using testing_env::join;
+using testing_env::kMiB;
+using testing_env::kProgsInJail;
+using testing_env::leftover_processes;
+using testing_env::parse_facts;
+using testing_env::poll_until_empty;
+using testing_env::TempDir;
 
 class ExecutorTest : public ::testing::Test {
  protected:
@@ -285,7 +184,7 @@ TEST_F(ExecutorTest, OutputLimitOnCapturedStdout) {
 }
 
 TEST_F(ExecutorTest, OutputLimitOnStdoutFile) {
-  TempDir dir;
+  TempDir dir("jailpool-executor-test");
   ASSERT_FALSE(dir.path().empty());
   const std::string out = dir.path() + "/out";
   JobSpec spec = job({in_jail("flood_output")});
@@ -332,7 +231,7 @@ TEST_F(ExecutorTest, MissingProgramIsSetupError) {
 }
 
 TEST_F(ExecutorTest, NonExecutableProgramIsSetupError) {
-  TempDir dir;
+  TempDir dir("jailpool-executor-test");
   ASSERT_FALSE(dir.path().empty());
   ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
   {
@@ -355,7 +254,8 @@ TEST_F(ExecutorTest, NonExecutableProgramIsSetupError) {
 
 TEST_F(ExecutorTest, CpuTimeMatchesTheProgramsOwnClock) {
   for (const std::vector<std::string>& argv :
-       {std::vector<std::string>{in_jail("burn_cpu"), "200"}, std::vector<std::string>{in_jail("cpu_time_self")}}) {
+       {std::vector<std::string>{in_jail("burn_cpu"), "200"},
+        std::vector<std::string>{in_jail("cpu_time_self")}}) {
     SCOPED_TRACE(argv[0]);
     JobResult r = run(job(argv));
     ASSERT_EQ(r.status(), OK) << describe(r);
