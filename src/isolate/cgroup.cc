@@ -241,21 +241,12 @@ void kill_member(pid_t pid, const std::string& match, const std::string& cg_path
 // Reads the pids in dir/cgroup.procs. An empty list when the directory is gone.
 std::vector<pid_t> read_procs(const std::string& dir) {
   std::string path = path_join(dir, "cgroup.procs");
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) return {};
-    throw_errno("open " + path);
-  }
   std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("read " + path);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
+  try {
+    text = read_file(path);
+  } catch (const SysError& e) {
+    if (e.err() == ENOENT) return {};
+    throw;
   }
   std::vector<pid_t> pids;
   for (const std::string& word : split_words(text)) {
