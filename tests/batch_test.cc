@@ -514,6 +514,46 @@ TEST_F(BatchTest, KillNineThenResume) {
       << join(cgroups_left);
 }
 
+// SIGTERM: stop taking jobs, let the running ones finish, report each of them, leave nothing.
+TEST_F(BatchTest, SigtermDrainsRunningJobs) {
+  constexpr int kJobs = 40;
+  std::vector<JobSpec> jobs;
+  for (int i = 0; i < kJobs; ++i) {
+    jobs.push_back(make_job("t-" + std::to_string(i), {in_jail("sleeper"), "300"}));
+  }
+  const std::string input = dir_.write("term.jsonl", to_json_lines(jobs));
+  const std::string output = dir_.file("term.results.jsonl");
+  UniqueFd log(
+      ::open(dir_.file("term.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ASSERT_TRUE(log.get() >= 0);
+  pid_t pid =
+      spawn_cli({"batch", "-j", "2", "--profile", profile_, "--input", input, "--output", output},
+                log.get(), log.get());
+  ASSERT_GT(pid, 0);
+  auto deadline = Clock::now() + 10s;
+  while (leftover_processes().empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_FALSE(leftover_processes().empty()) << "no job started";
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);  // the jailpool we spawned
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n"
+                                                             << read_file(dir_.file("term.log"));
+  Results results = parse_results(read_file(output));
+  EXPECT_TRUE(results.unparsed.empty()) << join(results.unparsed);
+  EXPECT_GE(results.by_id.size(), 1u);
+  EXPECT_LT(results.by_id.size(), static_cast<size_t>(kJobs)) << "it did not stop taking jobs";
+  std::vector<std::string> bad;
+  for (const auto& [id, list] : results.by_id) {
+    for (const auto& r : list) {
+      if (r.status() != OK) bad.push_back(describe(r));  // drained: finished, not killed
+    }
+  }
+  EXPECT_TRUE(bad.empty()) << join(bad);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. The pool and fresh jails: the same verdicts, the same CPU accounting.
 
