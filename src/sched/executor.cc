@@ -288,8 +288,6 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     }
     config.stdio[0] = in.get();
     r.job_side_fds.push_back(std::move(in));
-    uint64_t capture_limit =
-        r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
     for (int i = 0; i < 2; ++i) {
       const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();
       const char* field = i == 0 ? "stdout" : "stderr";
@@ -314,7 +312,6 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       } else {
         r.out[i].capture = true;
       }
-      (void)capture_limit;
     }
 
     isolate::CgroupLimits cg_limits;
@@ -450,10 +447,8 @@ void Executor::finish_job(Running& r) {
     res.set_memory_peak_source(RUSAGE_MAXRSS);
   }
   if (stats.pids_peak) res.set_pids_peak(*stats.pids_peak);
-  uint64_t start_ns = r.jail->start_ns();
   res.set_setup_us(((exec_ns ? exec_ns : reaped_ns) - r.request_ns) / 1000);
   if (exec_ns) res.set_run_us((reaped_ns - exec_ns) / 1000);
-  (void)start_ns;
 
   switch (status) {
     case SETUP_ERROR:
