@@ -71,7 +71,7 @@ int exit_status_for(const JobResult& r) {
 
 struct RunOptions {
   std::string profile_path;
-  std::string cpu_time, wall_time, memory, output_limit;
+  std::string cpu_time, wall_time, extra_time, memory, output_limit;
   std::optional<uint32_t> pids;
   std::string stdin_path, stdout_path, stderr_path;
   std::vector<std::string> binds, env;
@@ -94,6 +94,9 @@ int cmd_run(const RunOptions& o) {
     limits->set_cpu_time_ms((parse_duration_us(o.cpu_time, "--cpu-time") + 999) / 1000);
   if (!o.wall_time.empty())
     limits->set_wall_time_ms((parse_duration_us(o.wall_time, "--wall-time") + 999) / 1000);
+  if (!o.extra_time.empty()) {
+    limits->set_extra_time_ms((parse_duration_us(o.extra_time, "--extra-time") + 999) / 1000);
+  }
   if (!o.memory.empty()) limits->set_memory_bytes(parse_size_bytes(o.memory, "--memory"));
   if (!o.output_limit.empty())
     limits->set_output_bytes(parse_size_bytes(o.output_limit, "--output-limit"));
@@ -194,6 +197,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--cpu-time", run.cpu_time,
                       "CPU time limit of the whole tree, e.g. 250ms, 1.5s");
   run_cmd->add_option("--wall-time", run.wall_time, "wall time limit, e.g. 2s");
+  run_cmd->add_option("--extra-time", run.extra_time,
+                      "let the job run this long past its CPU and wall limits (the verdict is "
+                      "still a time limit; the result says how long it needed)");
   run_cmd->add_option("--memory", run.memory, "memory limit, e.g. 64M, 64MiB, 1G");
   run_cmd->add_option("--pids", run.pids, "process/thread limit");
   run_cmd->add_option("--output-limit", run.output_limit, "limit of each output stream and file");

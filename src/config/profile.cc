@@ -525,44 +525,10 @@ void validate_job(const JobSpec& job) {
 }
 
 Limits effective_limits(const Profile& profile, const JobSpec& job) {
-  Limits limits;
-  const Limits& p = profile.limits();
-  const Limits& j = job.limits();
-  if (j.has_cpu_time_ms()) {
-    limits.set_cpu_time_ms(j.cpu_time_ms());
-  } else if (p.has_cpu_time_ms()) {
-    limits.set_cpu_time_ms(p.cpu_time_ms());
-  }
-  if (j.has_wall_time_ms()) {
-    limits.set_wall_time_ms(j.wall_time_ms());
-  } else if (p.has_wall_time_ms()) {
-    limits.set_wall_time_ms(p.wall_time_ms());
-  }
-  if (j.has_memory_bytes()) {
-    limits.set_memory_bytes(j.memory_bytes());
-  } else if (p.has_memory_bytes()) {
-    limits.set_memory_bytes(p.memory_bytes());
-  }
-  if (j.has_pids()) {
-    limits.set_pids(j.pids());
-  } else if (p.has_pids()) {
-    limits.set_pids(p.pids());
-  }
-  if (j.has_output_bytes()) {
-    limits.set_output_bytes(j.output_bytes());
-  } else if (p.has_output_bytes()) {
-    limits.set_output_bytes(p.output_bytes());
-  }
-  if (j.has_open_files()) {
-    limits.set_open_files(j.open_files());
-  } else if (p.has_open_files()) {
-    limits.set_open_files(p.open_files());
-  }
-  if (j.has_stack_bytes()) {
-    limits.set_stack_bytes(j.stack_bytes());
-  } else if (p.has_stack_bytes()) {
-    limits.set_stack_bytes(p.stack_bytes());
-  }
+  // Every Limits field is proto3 `optional`: MergeFrom copies exactly the fields the job set,
+  // over the profile's.
+  Limits limits = profile.limits();
+  limits.MergeFrom(job.limits());
   return limits;
 }
 

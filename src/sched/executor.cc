@@ -84,6 +84,8 @@ Status decide_status(const VerdictFacts& f) {
     if (f.signal == SIGXCPU || (f.signal == SIGKILL && over_cpu)) return TIME_LIMIT_EXCEEDED;
   }
   if (over_cpu) return TIME_LIMIT_EXCEEDED;
+  // With extra time a job may end by itself past its wall limit: still over it.
+  if (f.wall_limit_us && f.wall_time_us > *f.wall_limit_us) return WALL_TIME_LIMIT_EXCEEDED;
   if (!f.exited) return INTERNAL_ERROR;
   if (f.signal != 0) return SIGNALED;
   return f.exit_code == 0 ? OK : NONZERO_EXIT;
@@ -235,7 +237,7 @@ std::vector<isolate::LaunchPlan::Rlimit> job_rlimits(const Limits& limits) {
   add(RLIMIT_CORE, 0);
   if (limits.has_cpu_time_ms()) {
     // Backstop only: jailpool enforces the CPU limit itself, to the millisecond.
-    add(RLIMIT_CPU, (limits.cpu_time_ms() + 999) / 1000 + 1);
+    add(RLIMIT_CPU, (limits.cpu_time_ms() + limits.extra_time_ms() + 999) / 1000 + 1);
   }
   if (limits.has_output_bytes()) add(RLIMIT_FSIZE, limits.output_bytes());
   if (limits.has_open_files()) add(RLIMIT_NOFILE, limits.open_files());
@@ -349,7 +351,8 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
   }
   uint64_t start = r.jail->start_ns();
   if (r.limits.has_wall_time_ms()) {
-    loop_->timer_at(start + r.limits.wall_time_ms() * 1000000ull, make_token(r.serial, kWall));
+    loop_->timer_at(start + (r.limits.wall_time_ms() + r.limits.extra_time_ms()) * 1000000ull,
+                    make_token(r.serial, kWall));
   }
   if (r.limits.has_cpu_time_ms()) {
     // The job cannot use its budget faster than on every CPU at once.
@@ -425,6 +428,10 @@ void Executor::finish_job(Running& r) {
   facts.oom_kills = stats.oom_kills;
   facts.cpu_time_us = stats.cpu_usec;
   if (r.limits.has_cpu_time_ms()) facts.cpu_limit_us = r.limits.cpu_time_ms() * 1000;
+  if (r.limits.has_wall_time_ms()) facts.wall_limit_us = r.limits.wall_time_ms() * 1000;
+  if (outcome.exec_ns != 0 && outcome.exit_ns > outcome.exec_ns) {
+    facts.wall_time_us = (outcome.exit_ns - outcome.exec_ns) / 1000;
+  }
   facts.seccomp_enabled = r.seccomp_enabled;
   Status status = decide_status(facts);
 
@@ -651,7 +658,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             break;
           }
           case kWall: {
-            uint64_t limit_ns = r.limits.wall_time_ms() * 1000000ull;
+            uint64_t limit_ns = (r.limits.wall_time_ms() + r.limits.extra_time_ms()) * 1000000ull;
             uint64_t exec = r.jail->exec_ns();
             uint64_t now = monotonic_now_ns();
             if (exec != 0 && now < exec + limit_ns) {
@@ -664,7 +671,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             break;
           }
           case kCpu: {
-            uint64_t limit_us = r.limits.cpu_time_ms() * 1000;
+            uint64_t limit_us = (r.limits.cpu_time_ms() + r.limits.extra_time_ms()) * 1000;
             uint64_t used = r.cgroup->read_cpu_usec();
             if (used >= limit_us) {
               if (r.killed_for == VerdictFacts::Kill::kNone) {

@@ -21,7 +21,7 @@ class SubmissionQueue;
 namespace jailpool::pool {
 class TemplatePool;
 class CgroupPool;
-}
+}  // namespace jailpool::pool
 
 namespace jailpool::sched {
 
@@ -102,6 +102,8 @@ struct VerdictFacts {
   uint64_t oom_kills = 0;
   uint64_t cpu_time_us = 0;
   std::optional<uint64_t> cpu_limit_us;
+  uint64_t wall_time_us = 0;
+  std::optional<uint64_t> wall_limit_us;
   bool seccomp_enabled = false;
 };
 Status decide_status(const VerdictFacts& facts);
