@@ -66,12 +66,10 @@ bool scale(const Decimal& d, uint64_t unit, uint64_t& result) {
   return true;
 }
 
-}  // namespace
-
-uint64_t parse_duration_us(std::string_view text, std::string_view field) {
-  const auto bad = [&] {
-    return ConfigError(field, fmt::format("bad duration \"{}\" (expected e.g. 250ms, 1.5s)", text));
-  };
+// split_decimal, with its failures turned into the ConfigError of a `kind` ("duration", "size").
+template <typename Bad>
+Decimal split_or_throw(std::string_view text, std::string_view field, const char* kind,
+                       const Bad& bad) {
   Decimal d;
   switch (split_decimal(text, d)) {
     case ParseResult::kOk:
@@ -79,10 +77,20 @@ uint64_t parse_duration_us(std::string_view text, std::string_view field) {
     case ParseResult::kBad:
       throw bad();
     case ParseResult::kNegative:
-      throw ConfigError(field, fmt::format("negative duration \"{}\"", text));
+      throw ConfigError(field, fmt::format("negative {} \"{}\"", kind, text));
     case ParseResult::kOverflow:
-      throw ConfigError(field, fmt::format("duration \"{}\" is too large", text));
+      throw ConfigError(field, fmt::format("{} \"{}\" is too large", kind, text));
   }
+  return d;
+}
+
+}  // namespace
+
+uint64_t parse_duration_us(std::string_view text, std::string_view field) {
+  const auto bad = [&] {
+    return ConfigError(field, fmt::format("bad duration \"{}\" (expected e.g. 250ms, 1.5s)", text));
+  };
+  Decimal d = split_or_throw(text, field, "duration", bad);
   uint64_t unit = 0;
   if (d.suffix.empty() || d.suffix == "s") {
     unit = 1'000'000;
@@ -109,17 +117,7 @@ uint64_t parse_size_bytes(std::string_view text, std::string_view field) {
     return ConfigError(
         field, fmt::format("bad size \"{}\" (expected e.g. 4096, 512K, 64MiB, 1.5G)", text));
   };
-  Decimal d;
-  switch (split_decimal(text, d)) {
-    case ParseResult::kOk:
-      break;
-    case ParseResult::kBad:
-      throw bad();
-    case ParseResult::kNegative:
-      throw ConfigError(field, fmt::format("negative size \"{}\"", text));
-    case ParseResult::kOverflow:
-      throw ConfigError(field, fmt::format("size \"{}\" is too large", text));
-  }
+  Decimal d = split_or_throw(text, field, "size", bad);
   // "", "B": bytes. K/M/G/T (either case) alone or with "iB": binary; with "B": decimal.
   uint64_t unit = 1;
   std::string_view suffix = d.suffix;
