@@ -443,9 +443,13 @@ TEST_F(BatchTest, KillNineThenResume) {
   std::this_thread::sleep_for(1000ms);
   // Make sure it is in the middle: at least one job running (a sleeper of ours exists).
   auto running_deadline = Clock::now() + 10s;
-  while (leftover_processes().empty() && Clock::now() < running_deadline)
+  // (One look decides: a second one could fall in the gap between two jobs.)
+  auto running = leftover_processes();
+  while (running.empty() && Clock::now() < running_deadline) {
     std::this_thread::sleep_for(5ms);
-  EXPECT_FALSE(leftover_processes().empty()) << "no job was running when jailpool was killed";
+    running = leftover_processes();
+  }
+  EXPECT_FALSE(running.empty()) << "no job was running when jailpool was killed";
   ASSERT_EQ(::kill(pid, SIGKILL), 0);  // the jailpool we spawned
   auto killed_at = Clock::now();
   int status = 0;
@@ -531,10 +535,12 @@ TEST_F(BatchTest, SigtermDrainsRunningJobs) {
                 log.get(), log.get());
   ASSERT_GT(pid, 0);
   auto deadline = Clock::now() + 10s;
-  while (leftover_processes().empty() && Clock::now() < deadline) {
+  auto running = leftover_processes();  // one look decides (a second could fall between jobs)
+  while (running.empty() && Clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
+    running = leftover_processes();
   }
-  ASSERT_FALSE(leftover_processes().empty()) << "no job started";
+  ASSERT_FALSE(running.empty()) << "no job started";
   ASSERT_EQ(::kill(pid, SIGTERM), 0);  // the jailpool we spawned
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
