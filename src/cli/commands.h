@@ -25,8 +25,11 @@ struct BenchOptions {
   bool json = false;
   std::string cgroup_parent;
   std::vector<std::string> command;
+  bool precision = false;  // --precision: cmd_precision instead (count = runs per cell)
 };
 int cmd_bench(const BenchOptions& options);
+// `bench --precision`: CPU-limit overshoot, CPU and memory accounting error, CV (precision.cc).
+int cmd_precision(const BenchOptions& options);
 
 // Set by the signal handlers: 1 = stop taking jobs, 2 = also kill the running ones.
 void request_stop(int level);

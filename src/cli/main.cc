@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -64,6 +65,8 @@ int exit_status_for(const JobResult& r) {
     case INTERNAL_ERROR:
     case STATUS_UNSPECIFIED:
       return kExitJailpoolFailed;
+    case SECCOMP_VIOLATION:
+      return 128 + SIGSYS;  // also when jailpool, told by the seccomp listener, did the kill
     default:
       return r.signal() != 0 ? 128 + r.signal() : 128 + SIGKILL;
   }
@@ -73,10 +76,13 @@ struct RunOptions {
   std::string profile_path;
   std::string cpu_time, wall_time, extra_time, memory, output_limit;
   std::optional<uint32_t> pids;
+  std::string cpus, cpu_quota;
   std::string stdin_path, stdout_path, stderr_path;
   std::vector<std::string> binds, env;
+  std::vector<std::string> copy_in, copy_out;
   std::string cwd;
   bool json = false;
+  bool seccomp_log = false;
   std::string cgroup_parent = default_cgroup_parent();
   std::vector<std::string> command;
 };
@@ -89,6 +95,16 @@ int cmd_run(const RunOptions& o) {
   for (const auto& e : o.env) spec.add_env(e);
   spec.set_cwd(o.cwd);
   for (const auto& b : o.binds) *spec.add_bind() = parse_bind_flag(b);
+  for (const auto& c : o.copy_in) *spec.add_copy_in() = parse_copy_in_flag(c);
+  for (const auto& c : o.copy_out) {
+    CopyOut* out = spec.add_copy_out();
+    *out = parse_copy_out_flag(c);
+    if (out->dst().empty() && !o.json) {
+      throw ConfigError("--copy-out", fmt::format("\"{}\" has no HOSTDST: its content goes into "
+                                                  "the result, which only --json prints",
+                                                  c));
+    }
+  }
   Limits* limits = spec.mutable_limits();
   if (!o.cpu_time.empty())
     limits->set_cpu_time_ms((parse_duration_us(o.cpu_time, "--cpu-time") + 999) / 1000);
@@ -101,6 +117,18 @@ int cmd_run(const RunOptions& o) {
   if (!o.output_limit.empty())
     limits->set_output_bytes(parse_size_bytes(o.output_limit, "--output-limit"));
   if (o.pids) limits->set_pids(*o.pids);
+  if (!o.cpus.empty()) limits->set_cpus(o.cpus);
+  if (!o.cpu_quota.empty()) {
+    std::string_view v = o.cpu_quota;
+    if (v.back() == '%') v.remove_suffix(1);
+    uint32_t percent = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), percent);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size()) {
+      throw ConfigError("--cpu-quota",
+                        fmt::format("\"{}\" is not a percentage (e.g. 50 or 150%)", o.cpu_quota));
+    }
+    limits->set_cpu_quota_percent(percent);
+  }
   if (!o.stdin_path.empty()) {
     spec.mutable_stdin()->set_path(o.stdin_path);
   } else {
@@ -117,6 +145,7 @@ int cmd_run(const RunOptions& o) {
   };
   set_out(spec.mutable_stdout(), o.stdout_path);
   set_out(spec.mutable_stderr(), o.stderr_path);
+  spec.set_seccomp_log(o.seccomp_log);
   validate_job(spec);
 
   sched::ExecutorOptions options;
@@ -137,6 +166,20 @@ int cmd_run(const RunOptions& o) {
                       r.wall_time_us() / 1000.0, human_bytes(r.memory_peak_bytes()));
     }
     fmt::print(stderr, "{}\n", summary);
+    if (o.seccomp_log && r.status() != SETUP_ERROR) {
+      // Ready to paste into a profile (execve, which starts the program, is listed too).
+      std::string names;
+      for (const auto& name : r.syscalls_used())
+        names += fmt::format("{}\"{}\"", names.empty() ? "" : ", ", name);
+      fmt::print(
+          stderr,
+          "jailpool: the job used {} syscalls:\nseccomp: SECCOMP_ALLOW_LIST\nseccomp_allow: [{}]\n",
+          r.syscalls_used_size(), names);
+    }
+    for (const FileResult& f : r.files()) {
+      if (!f.error().empty())
+        fmt::print(stderr, "jailpool: copy-out {}: {}\n", f.path(), f.error());
+    }
   }
   return exit_status_for(r);
 }
@@ -202,6 +245,9 @@ int main(int argc, char** argv) {
                       "still a time limit; the result says how long it needed)");
   run_cmd->add_option("--memory", run.memory, "memory limit, e.g. 64M, 64MiB, 1G");
   run_cmd->add_option("--pids", run.pids, "process/thread limit");
+  run_cmd->add_option("--cpus", run.cpus, "pin the job to these CPUs, e.g. 1, 0-1, 0,2-3");
+  run_cmd->add_option("--cpu-quota", run.cpu_quota,
+                      "cap CPU bandwidth at this percent of one CPU, e.g. 50 or 150%");
   run_cmd->add_option("--output-limit", run.output_limit, "limit of each output stream and file");
   run_cmd->add_option("--stdin", run.stdin_path,
                       "host file for the job's stdin (default: jailpool's stdin)");
@@ -210,9 +256,22 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--bind", run.binds, "extra bind SRC[:DST[:rw]] (read-only unless :rw)")
       ->allow_extra_args(false);
   run_cmd->add_option("--env", run.env, "extra environment K=V")->allow_extra_args(false);
+  run_cmd
+      ->add_option("--copy-in", run.copy_in,
+                   "copy host file SRC into the working directory as DST (default: SRC's name), "
+                   "read-only")
+      ->allow_extra_args(false);
+  run_cmd
+      ->add_option("--copy-out", run.copy_out,
+                   "after the job, collect PATH (relative to the working directory) into host "
+                   "file HOSTDST, or into the --json result; only a regular file, never a link")
+      ->allow_extra_args(false);
   run_cmd->add_option("--cwd", run.cwd, "working directory inside the jail");
   run_cmd->add_flag("--json", run.json,
                     "print one JSON result on stdout (the job's output is captured)");
+  run_cmd->add_flag("--seccomp-log", run.seccomp_log,
+                    "list the syscalls the job used, as a profile's allow-list (slow: each call "
+                    "is a round trip to jailpool)");
   run_cmd->add_option("--cgroup-parent", run.cgroup_parent,
                       "parent cgroup name (env JAILPOOL_CGROUP_PARENT)");
   run_cmd->add_option("command", run.command, "PROGRAM [ARG...]")->required();
@@ -240,7 +299,10 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--profile", bench.profile_path, "profile (default: built in)");
   bench_cmd->add_flag("--json", bench.json, "machine-readable output");
   bench_cmd->add_option("--cgroup-parent", bench.cgroup_parent, "parent cgroup name");
-  bench_cmd->add_option("command", bench.command, "PROGRAM [ARG...]")->required();
+  bench_cmd->add_flag("--precision", bench.precision,
+                      "measure the limits' and the accounting's precision instead (-n: runs per "
+                      "cell, default 10)");
+  bench_cmd->add_option("command", bench.command, "PROGRAM [ARG...] (not with --precision)");
 
   std::string check_parent = default_cgroup_parent();
   auto* check_cmd =
@@ -262,6 +324,13 @@ int main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(run);
     if (*check_cmd) return cmd_check(check_parent);
     if (*batch_cmd) return cli::cmd_batch(batch);
+    if (*bench_cmd && bench.precision) {
+      if (bench_cmd->count("-n") == 0) bench.count = 10;
+      return cli::cmd_precision(bench);
+    }
+    if (*bench_cmd && bench.command.empty()) {
+      throw ConfigError("PROGRAM", "bench needs a program to run (or --precision)");
+    }
     if (*bench_cmd) return cli::cmd_bench(bench);
   } catch (const Error& e) {
     fmt::print(stderr, "jailpool: {}\n", e.what());

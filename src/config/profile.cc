@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
@@ -20,6 +21,7 @@
 
 #include "common/error.h"
 #include "common/unique_fd.h"
+#include "isolate/cgroup.h"
 
 namespace jailpool {
 namespace {
@@ -240,6 +242,27 @@ void check_path(std::string_view field, std::string_view path) {
   }
 }
 
+// A path inside the job's working directory (copy_in, copy_out): relative, without ".", ".."
+// or empty components.
+void check_relative(std::string_view field, std::string_view path) {
+  if (path.empty()) throw ConfigError(field, "empty path");
+  if (has_nul(path)) throw ConfigError(field, "path contains a NUL byte");
+  if (!valid_utf8(path)) throw ConfigError(field, "path is not valid UTF-8");  // goes in results
+  bool ok = path.front() != '/';
+  for (std::string_view rest = path; ok;) {
+    const size_t slash = rest.find('/');
+    const std::string_view component = rest.substr(0, slash);
+    ok = !component.empty() && component != "." && component != "..";
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  if (!ok) {
+    throw ConfigError(field, fmt::format("\"{}\" must be relative and must not contain \"..\", "
+                                         "\".\" or empty components",
+                                         path));
+  }
+}
+
 // A mount destination inside the sandbox: a checked path other than the sandbox root.
 void check_destination(std::string_view field, std::string_view path) {
   check_path(field, path);
@@ -278,6 +301,29 @@ void check_limits(const Limits& limits, std::string_view prefix) {
       throw ConfigError(fmt::format("{}.{}", prefix, f->name()),
                         "0 is not a limit (leave the field out for no limit)");
     }
+  }
+  if (!limits.has_cpus() && !limits.has_cpu_quota_percent()) return;
+  // Pinning and bandwidth, against the CPUs this machine has online.
+  std::vector<int> online = isolate::online_cpus();
+  if (limits.has_cpus()) {
+    const std::string field = fmt::format("{}.cpus", prefix);
+    std::vector<int> cpus;
+    try {
+      cpus = isolate::parse_cpu_list(limits.cpus());
+    } catch (const Error& e) {
+      throw ConfigError(field, e.what());
+    }
+    for (int cpu : cpus) {
+      if (!std::binary_search(online.begin(), online.end(), cpu)) {
+        throw ConfigError(
+            field, fmt::format("CPU {} is not online (online: {})", cpu, fmt::join(online, ",")));
+      }
+    }
+  }
+  if (limits.has_cpu_quota_percent() && limits.cpu_quota_percent() > 100 * online.size()) {
+    throw ConfigError(fmt::format("{}.cpu_quota_percent", prefix),
+                      fmt::format("{}% is more than the {} online CPUs can give (at most {}%)",
+                                  limits.cpu_quota_percent(), online.size(), 100 * online.size()));
   }
 }
 
@@ -522,6 +568,36 @@ void validate_job(const JobSpec& job) {
   if (job.has_stdin()) check_stream(job.stdin(), "stdin", true);
   if (job.has_stdout()) check_stream(job.stdout(), "stdout", false);
   if (job.has_stderr()) check_stream(job.stderr(), "stderr", false);
+
+  std::map<std::string, int> copied_in;  // dst -> index
+  for (int i = 0; i < job.copy_in_size(); ++i) {
+    const CopyIn& c = job.copy_in(i);
+    const std::string name = fmt::format("copy_in[{}]", i);
+    if (c.source_case() == CopyIn::kSrc) {
+      if (c.src().empty()) throw ConfigError(name + ".src", "empty path");
+      if (has_nul(c.src())) throw ConfigError(name + ".src", "path contains a NUL byte");
+    } else if (c.source_case() != CopyIn::kContent) {
+      throw ConfigError(name, "needs src (a host file) or content");
+    }
+    check_relative(name + ".dst", c.dst());
+    if (c.mode() & ~0555u) {
+      throw ConfigError(name + ".mode", fmt::format("0{:o}: copied-in files are read-only (at most "
+                                                    "0555)",
+                                                    c.mode()));
+    }
+    auto [it, inserted] = copied_in.emplace(c.dst(), i);
+    if (!inserted) {
+      throw ConfigError(name + ".dst",
+                        fmt::format("\"{}\" is also the dst of copy_in[{}]", c.dst(), it->second));
+    }
+  }
+  for (int i = 0; i < job.copy_out_size(); ++i) {
+    const CopyOut& c = job.copy_out(i);
+    const std::string name = fmt::format("copy_out[{}]", i);
+    check_relative(name + ".path", c.path());
+    if (has_nul(c.dst())) throw ConfigError(name + ".dst", "path contains a NUL byte");
+    if (!valid_utf8(c.dst())) throw ConfigError(name + ".dst", "path is not valid UTF-8");
+  }
 }
 
 Limits effective_limits(const Profile& profile, const JobSpec& job) {
@@ -636,6 +712,41 @@ Bind parse_bind_flag(std::string_view value) {
     }
   }
   return bind;
+}
+
+CopyIn parse_copy_in_flag(std::string_view value) {
+  const size_t colon = value.find(':');
+  std::string_view src = value.substr(0, colon);
+  std::string_view dst;
+  if (colon == std::string_view::npos) {
+    dst = src.substr(src.rfind('/') == std::string_view::npos ? 0 : src.rfind('/') + 1);
+  } else {
+    dst = value.substr(colon + 1);
+  }
+  if (src.empty() || dst.empty() || dst.find(':') != std::string_view::npos) {
+    throw ConfigError("--copy-in",
+                      fmt::format("bad value \"{}\" (expected SRC or SRC:DST)", value));
+  }
+  CopyIn c;
+  c.set_src(std::string(src));
+  c.set_dst(std::string(dst));
+  check_relative("--copy-in", c.dst());
+  return c;
+}
+
+CopyOut parse_copy_out_flag(std::string_view value) {
+  const size_t colon = value.find(':');
+  CopyOut c;
+  c.set_path(std::string(value.substr(0, colon)));
+  if (colon != std::string_view::npos) {
+    c.set_dst(std::string(value.substr(colon + 1)));
+    if (c.dst().empty() || c.dst().find(':') != std::string::npos) {
+      throw ConfigError("--copy-out",
+                        fmt::format("bad value \"{}\" (expected PATH or PATH:HOSTDST)", value));
+    }
+  }
+  check_relative("--copy-out", c.path());
+  return c;
 }
 
 }  // namespace jailpool

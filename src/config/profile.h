@@ -52,4 +52,10 @@ std::string result_to_json(const JobResult& result);
 // Parses a "--bind SRC:DST[:rw]" value ("SRC" alone binds SRC at the same path, read-only).
 Bind parse_bind_flag(std::string_view value);
 
+// Parses a "--copy-in SRC[:DST]" value (DST defaults to SRC's last component).
+CopyIn parse_copy_in_flag(std::string_view value);
+
+// Parses a "--copy-out PATH[:HOSTDST]" value (no HOSTDST: the file goes into the result).
+CopyOut parse_copy_out_flag(std::string_view value);
+
 }  // namespace jailpool

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -277,6 +278,13 @@ struct Hierarchy {
   bool memory = false;  // v1 roles
   bool pids = false;
   bool cpuacct = false;
+  bool cpuset = false;
+  bool cpu_bandwidth = false;
+  // Joined only by jobs that ask for it (pinning, a CPU quota): its directory is made by
+  // set_limits(), not for every job.
+  bool on_demand = false;
+  std::string cpuset_prefix;  // v1 cpuset: "cpuset." (or "" when mounted with noprefix)
+  std::string cpuset_mems;    // v1 cpuset: the parent's mems, copied into each job's cgroup
 };
 
 struct Layout {
@@ -286,6 +294,8 @@ struct Layout {
   Source cpu = Source::kNone;
   Source memory = Source::kNone;
   Source pids = Source::kNone;
+  Source cpuset = Source::kNone;
+  Source cpu_bandwidth = Source::kNone;
   bool cgroup_kill = false;
   uint64_t clk_tck = 100;
 };
@@ -299,8 +309,15 @@ class JobCgroupImpl final : public JobCgroup {
       : cpu_src_(layout.cpu),
         mem_src_(layout.memory),
         pids_src_(layout.pids),
+        cpuset_src_(layout.cpuset),
+        cpu_bw_src_(layout.cpu_bandwidth),
         cgroup_kill_(layout.cgroup_kill),
-        clk_tck_(layout.clk_tck) {}
+        clk_tck_(layout.clk_tck),
+        parent_(layout.parent) {
+    for (const Hierarchy& h : layout.v1) {
+      if (h.cpuset || h.cpu_bandwidth) cpu_roles_.push_back(h);
+    }
+  }
 
   ~JobCgroupImpl() override { teardown(); }
 
@@ -308,6 +325,8 @@ class JobCgroupImpl final : public JobCgroup {
   void build(const Layout& layout, const std::string& name, const CgroupLimits& limits);
 
   int v2_dir_fd() const override { return v2_dir_.get(); }
+  const std::string& v2_dir_path() const override { return v2_path_; }
+  bool pins_cpus() const override { return pins_cpus_; }
 
   std::vector<int> attach_fds(bool include_v2) const override {
     std::vector<int> fds;
@@ -338,11 +357,21 @@ class JobCgroupImpl final : public JobCgroup {
   void make_dir(const std::string& parent_dir, const std::string& name, const std::string& root,
                 const std::string& parent, const std::string& match, bool v2);
   static File open_control(const std::string& dir, const char* file, int flags, bool optional);
+  // The job's directory in an on-demand v1 hierarchy (made, and joined before exec, on first
+  // use).
+  std::string on_demand_dir(const Hierarchy& h);
+  void set_cpuset(const std::string& cpus);
+  void set_cpu_quota(uint32_t percent);
   void teardown() noexcept;
 
-  Source cpu_src_, mem_src_, pids_src_;
+  Source cpu_src_, mem_src_, pids_src_, cpuset_src_, cpu_bw_src_;
   bool cgroup_kill_;
   uint64_t clk_tck_;
+  std::string parent_;
+  std::string name_;
+  std::vector<Hierarchy> cpu_roles_;  // v1 hierarchies for cpuset or cpu bandwidth
+  std::string v2_path_;
+  bool pins_cpus_ = false;
   bool released_ = false;
 
   std::string mem_path_, pids_path_;
@@ -377,12 +406,15 @@ JobCgroupImpl::File JobCgroupImpl::open_control(const std::string& dir, const ch
 void JobCgroupImpl::build(const Layout& layout, const std::string& name,
                           const CgroupLimits& limits) {
   // Directories first (all of them, so a failure below removes each).
+  name_ = name;
   std::string v2_path, mem_path, pids_path, cpuacct_path;
   if (layout.v2) {
     make_dir(layout.v2->parent_dir, name, layout.v2->mount_root, layout.parent, "", true);
     v2_path = dirs_.back().path;
+    v2_path_ = v2_path;
   }
   for (const Hierarchy& h : layout.v1) {
+    if (h.on_demand) continue;
     make_dir(h.parent_dir, name, h.mount_root, layout.parent, h.match, false);
     if (h.memory) mem_path = dirs_.back().path;
     if (h.pids) pids_path = dirs_.back().path;
@@ -518,6 +550,63 @@ void JobCgroupImpl::set_limits(const CgroupLimits& limits) {
     if (UniqueFd fd = open_optional(swappiness, O_WRONLY)) write_fd(fd.get(), "0", swappiness);
   }
   if (limits.pids) write_file(path_join(pids_path_, "pids.max"), fmt::format("{}", *limits.pids));
+  if (!limits.cpuset_cpus.empty()) set_cpuset(limits.cpuset_cpus);
+  if (limits.cpu_quota_percent) set_cpu_quota(*limits.cpu_quota_percent);
+}
+
+std::string JobCgroupImpl::on_demand_dir(const Hierarchy& h) {
+  for (const Dir& d : dirs_) {
+    if (!d.v2 && d.match == h.match) return d.path;
+  }
+  make_dir(h.parent_dir, name_, h.mount_root, parent_, h.match, false);
+  std::string path = dirs_.back().path;
+  if (h.cpuset) {
+    // A new v1 cpuset cgroup has empty cpus and mems, and no task may join it (ENOSPC) until
+    // both are set: the mems are the parent's, the cpus are written by set_cpuset.
+    write_file(path_join(path, h.cpuset_prefix + "mems"), h.cpuset_mems);
+  }
+  return path;
+}
+
+void JobCgroupImpl::set_cpuset(const std::string& cpus) {
+  if (cpuset_src_ == Source::kV2) {
+    write_file(path_join(v2_path_, "cpuset.cpus"), cpus);
+  } else if (cpuset_src_ == Source::kV1) {
+    for (const Hierarchy& h : cpu_roles_) {
+      if (!h.cpuset) continue;
+      std::string dir = on_demand_dir(h);
+      write_file(path_join(dir, h.cpuset_prefix + "cpus"), cpus);
+      // Joined by the job's first process before exec, like the other v1 hierarchies.
+      bool joined = false;
+      for (const File& f : v1_procs_) joined = joined || f.path == path_join(dir, "cgroup.procs");
+      if (!joined) v1_procs_.push_back(open_control(dir, "cgroup.procs", O_WRONLY, false));
+    }
+  } else {
+    return;  // no cpuset controller: the caller pins with sched_setaffinity
+  }
+  pins_cpus_ = true;
+}
+
+void JobCgroupImpl::set_cpu_quota(uint32_t percent) {
+  uint64_t quota_us = uint64_t{percent} * kCpuPeriodUs / 100;
+  if (cpu_bw_src_ == Source::kV2) {
+    write_file(path_join(v2_path_, "cpu.max"), fmt::format("{} {}", quota_us, kCpuPeriodUs));
+  } else if (cpu_bw_src_ == Source::kV1) {
+    for (const Hierarchy& h : cpu_roles_) {
+      if (!h.cpu_bandwidth) continue;
+      std::string dir = on_demand_dir(h);
+      write_file(path_join(dir, "cpu.cfs_period_us"), fmt::format("{}", kCpuPeriodUs));
+      write_file(path_join(dir, "cpu.cfs_quota_us"), fmt::format("{}", quota_us));
+      bool joined = false;
+      for (const File& f : v1_procs_) joined = joined || f.path == path_join(dir, "cgroup.procs");
+      if (!joined) v1_procs_.push_back(open_control(dir, "cgroup.procs", O_WRONLY, false));
+    }
+  } else {
+    throw Error(fmt::format(
+        "cgroup {}: a CPU quota needs the cpu controller, which is not available to jailpool "
+        "(see jailpool check)",
+        dirs_.empty() ? std::string("?") : dirs_.front().path));
+  }
 }
 
 void JobCgroupImpl::kill_all() {
@@ -758,7 +847,17 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
         // e.g. EINVAL with realtime tasks around on older kernels; harmless.
       }
     }
+    // cpuset (pinning) likewise: only when the root already passes it down.
+    if (contains(offered, "cpuset") && !contains(split_words(read_file(parent_ctl)), "cpuset")) {
+      try {
+        write_file(parent_ctl, "+cpuset");
+      } catch (const SysError&) {
+        // Pinning then falls back to a v1 cpuset or sched_setaffinity.
+      }
+    }
     info_.v2_controllers = split_words(read_file(parent_ctl));
+    if (contains(info_.v2_controllers, "cpuset")) layout_.cpuset = Source::kV2;
+    if (contains(info_.v2_controllers, "cpu")) layout_.cpu_bandwidth = Source::kV2;
     if (exists(path_join(h.parent_dir, "cpu.stat"))) layout_.cpu = Source::kV2;  // 4.15+
     info_.has_cgroup_kill = exists(path_join(h.parent_dir, "cgroup.kill"));      // 5.14+
     layout_.cgroup_kill = info_.has_cgroup_kill && options.use_cgroup_kill;
@@ -766,7 +865,7 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
   }
 
   // A v1 hierarchy for a role; mounts shared by several controllers appear once.
-  auto use_v1 = [&](const char* controller) -> Hierarchy* {
+  auto use_v1 = [&](const char* controller, bool on_demand = false) -> Hierarchy* {
     auto it = v1_by_controller.find(controller);
     if (it == v1_by_controller.end()) return nullptr;
     const CgroupMount& m = *it->second;
@@ -774,6 +873,7 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
       if (h.mount == m.mount_point) return &h;
     }
     Hierarchy h;
+    h.on_demand = on_demand;
     h.mount = m.mount_point;
     h.mount_root = m.root;
     h.match = controller;
@@ -806,6 +906,42 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
       layout_.cpu = Source::kV1;
     }
   }
+  // Pinning and CPU bandwidth, when v2 does not serve them: v1 hierarchies that only the jobs
+  // asking for them join (a cgroup each costs a mkdir, a write and an rmdir).
+  if (layout_.cpuset == Source::kNone && (layout_.v2 || !layout_.v1.empty())) {
+    size_t before = layout_.v1.size();
+    if (Hierarchy* h = use_v1("cpuset", /*on_demand=*/true); h && h->on_demand) {
+      try {
+        // A new v1 cpuset cgroup starts with empty cpus and mems (no task may join it): give
+        // our parent those of the hierarchy's root, unless an earlier run did.
+        h->cpuset_prefix = exists(path_join(h->mount, "cpuset.cpus")) ? "cpuset." : "";
+        for (const char* what : {"cpus", "mems"}) {
+          std::string file = path_join(h->parent_dir, h->cpuset_prefix + what);
+          if (split_words(read_file(file)).empty()) {
+            write_file(file, read_file(path_join(h->mount, h->cpuset_prefix + what)));
+          }
+        }
+        h->cpuset_mems = read_file(path_join(h->parent_dir, h->cpuset_prefix + "mems"));
+        while (!h->cpuset_mems.empty() && h->cpuset_mems.back() == '\n') h->cpuset_mems.pop_back();
+        h->cpuset = true;
+        layout_.cpuset = Source::kV1;
+      } catch (const SysError&) {
+        // Pinning falls back to sched_setaffinity.
+        if (layout_.v1.size() > before) {
+          ::rmdir(layout_.v1.back().parent_dir.c_str());
+          layout_.v1.pop_back();
+        }
+      }
+    }
+  }
+  if (layout_.cpu_bandwidth == Source::kNone && (layout_.v2 || !layout_.v1.empty())) {
+    if (Hierarchy* h = use_v1("cpu", /*on_demand=*/true)) {
+      if (exists(path_join(h->parent_dir, "cpu.cfs_quota_us"))) {  // CONFIG_CFS_BANDWIDTH
+        h->cpu_bandwidth = true;
+        layout_.cpu_bandwidth = Source::kV1;
+      }
+    }
+  }
   if (!layout_.v2 && layout_.v1.empty()) {
     throw Error(
         "no usable cgroup hierarchy: no cgroup2 mount and no v1 memory, pids or cpuacct mount "
@@ -821,6 +957,12 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
   info_.pids_source = layout_.pids == Source::kV2   ? "v2 pids"
                       : layout_.pids == Source::kV1 ? "v1 pids"
                                                     : "none";
+  info_.cpuset_source = layout_.cpuset == Source::kV2   ? "v2 cpuset"
+                        : layout_.cpuset == Source::kV1 ? "v1 cpuset"
+                                                        : "none";
+  info_.cpu_bandwidth_source = layout_.cpu_bandwidth == Source::kV2   ? "v2 cpu.max"
+                               : layout_.cpu_bandwidth == Source::kV1 ? "v1 cpu.cfs_quota_us"
+                                                                      : "none";
   if (layout_.memory == Source::kV2) {
     info_.has_memory_peak = exists(path_join(mem_parent, "memory.peak"));  // 5.19+
   }
@@ -846,6 +988,41 @@ std::string unescape_mount_field(std::string_view field) {
 }
 
 }  // namespace
+
+std::vector<int> parse_cpu_list(std::string_view text) {
+  std::vector<int> cpus;
+  if (text.empty()) throw Error("empty CPU list (e.g. \"0\", \"0-1\" or \"0,2-3\")");
+  auto number = [&](std::string_view word) {
+    int value = -1;
+    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
+    if (word.empty() || ec != std::errc() || end != word.data() + word.size() || value < 0 ||
+        value >= CPU_SETSIZE) {
+      throw Error(fmt::format("\"{}\" is not a CPU list (e.g. \"0\", \"0-1\" or \"0,2-3\")", text));
+    }
+    return value;
+  };
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view item = text.substr(pos, comma - pos);
+    size_t dash = item.find('-');
+    int first = number(item.substr(0, dash));
+    int last = dash == std::string_view::npos ? first : number(item.substr(dash + 1));
+    if (last < first) throw Error(fmt::format("\"{}\": the range {} is descending", text, item));
+    for (int cpu = first; cpu <= last; ++cpu) cpus.push_back(cpu);
+    pos = comma + 1;
+  }
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  return cpus;
+}
+
+std::vector<int> online_cpus() {
+  std::string text = read_file("/sys/devices/system/cpu/online");
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return parse_cpu_list(text);
+}
 
 std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo) {
   std::vector<CgroupMount> mounts;

@@ -34,7 +34,24 @@ enum class MemoryPeakSource { kNone, kV2MemoryPeak, kV1MaxUsage };
 struct CgroupLimits {
   std::optional<uint64_t> memory_bytes;  // memory.max / memory.limit_in_bytes; swap off
   std::optional<uint64_t> pids;          // pids.max
+  // A cpuset list ("1", "0-1", "0,2-3"; already validated): v2 cpuset.cpus, or a v1 cpuset
+  // cgroup. "" = no pinning. Where no cpuset controller is available, pins_cpus() is false
+  // and the caller pins with sched_setaffinity instead.
+  std::string cpuset_cpus;
+  // CPU bandwidth in percent of one CPU (150 = 1.5 CPUs) per kCpuPeriodUs: v2 cpu.max or v1
+  // cpu.cfs_quota_us. A quota with no cpu controller to enforce it is an error.
+  std::optional<uint32_t> cpu_quota_percent;
 };
+
+// The CFS bandwidth period jailpool writes with a quota (the kernel's default, 100 ms).
+constexpr uint64_t kCpuPeriodUs = 100000;
+
+// Parses a cpuset list ("0-1,3": comma-separated CPUs and ascending ranges, no spaces) into
+// the sorted CPU numbers. Throws Error with the problem (for the caller to name the field).
+std::vector<int> parse_cpu_list(std::string_view text);
+
+// The online CPUs (/sys/devices/system/cpu/online).
+std::vector<int> online_cpus();
 
 struct CgroupStats {
   uint64_t cpu_usec = 0;       // user+sys of every task that was ever in the cgroup
@@ -57,6 +74,10 @@ struct CgroupInfo {
   std::string cpu_source;                                      // e.g. "v2 cpu.stat" or "v1 cpuacct"
   std::string memory_source;                                   // "v2 memory" / "v1 memory" / "none"
   std::string pids_source;                                     // "v2 pids" / "v1 pids" / "none"
+  // Pinning and bandwidth: "v2 cpuset" / "v1 cpuset" / "none" (then sched_setaffinity), and
+  // "v2 cpu.max" / "v1 cpu.cfs_quota_us" / "none".
+  std::string cpuset_source;
+  std::string cpu_bandwidth_source;
   bool has_cgroup_kill = false;                                // v2 cgroup.kill (5.14+)
   bool has_memory_peak = false;  // v2 memory.peak (5.19+); v1 uses max_usage_in_bytes instead
   bool has_pids_peak = false;
@@ -129,6 +150,14 @@ class JobCgroup {
   // O_PATH|O_DIRECTORY fd of the v2 cgroup for clone3(CLONE_INTO_CGROUP), or -1 when the
   // job cannot be placed that way (pure v1).
   virtual int v2_dir_fd() const = 0;
+
+  // The v2 cgroup's directory ("" on pure v1): perf_event_open(PERF_FLAG_PID_CGROUP) needs an
+  // fd of it that is not O_PATH.
+  virtual const std::string& v2_dir_path() const = 0;
+
+  // True when set_limits() pinned the job to its cpuset in a cgroup (false: no pinning was
+  // asked, or no cpuset controller is available and the caller must pin another way).
+  virtual bool pins_cpus() const = 0;
 
   // Open (O_WRONLY|O_CLOEXEC) cgroup.procs fds the job's first process writes "0" into
   // before exec: the v1 hierarchies, plus the v2 one when `include_v2` (used when

@@ -12,6 +12,8 @@
 
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
+#include "isolate/perf_counter.h"
+#include "isolate/seccomp.h"
 
 namespace jailpool::isolate {
 namespace {
@@ -43,12 +45,28 @@ std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
   add("close_range", true, syscall_exists(SYS_close_range, ~0U, ~0U),
       "only fds 0-2 reach the job (5.9+)");
   add("seccomp filter", true, prctl(PR_GET_SECCOMP) >= 0, "default deny-list");
+  add("seccomp user notification", false, seccomp_notify_available(),
+      "names the denied call in SECCOMP_VIOLATION; --seccomp-log");
   add("cgroup.kill", false, info && info->has_cgroup_kill,
       "fallback: SIGKILL to the jail's pid-namespace init");
   add("memory.peak", false, info && info->has_memory_peak,
       info && info->memory_source.rfind("v1", 0) == 0 ? "v1 memory.max_usage_in_bytes used instead"
                                                       : "fallback: ru_maxrss");
   add("pids.peak", false, info && info->has_pids_peak, "reported as pids_peak when present");
+  bool cpuset = info && info->cpuset_source != "none";
+  add("cpuset", false, cpuset,
+      cpuset ? fmt::format("limits.cpus pins jobs ({})", info->cpuset_source)
+             : "fallback: limits.cpus pins with sched_setaffinity (a job may undo it)");
+  bool bandwidth = info && info->cpu_bandwidth_source != "none";
+  add("cpu bandwidth", false, bandwidth,
+      bandwidth ? fmt::format("limits.cpu_quota_percent ({})", info->cpu_bandwidth_source)
+                : "limits.cpu_quota_percent is refused (no cpu controller)");
+  std::string v2_parent;
+  if (cgroups && info && !info->v2_mount.empty()) v2_parent = cgroups->parent_dirs().front();
+  PerfSupport perf = probe_perf(v2_parent);
+  add("perf hardware", false, perf.hardware,
+      perf.hardware ? perf.hardware_detail
+                    : "instructions/cycles unavailable: " + perf.hardware_detail);
 
   io_uring_probe* probe = io_uring_get_probe();
   bool uring = probe != nullptr;

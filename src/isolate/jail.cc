@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
+#include "isolate/files.h"
 #include "isolate/seccomp.h"
 
 #ifndef CLONE_CLEAR_SIGHAND
@@ -135,7 +136,7 @@ enum class MountMode {
 };
 
 void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bind>& extra_binds,
-                  MountMode mode) {
+                  MountMode mode, int cwd_mount_fd = -1) {
   const uint32_t uid = plan.uid, gid = plan.gid;
   auto op = [&](Kind kind, std::string path, std::string src = {}, unsigned long flags = 0,
                 std::string data = {}) {
@@ -151,6 +152,7 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
     std::string dst;
     unsigned long flags;
     std::string data;
+    int mount_fd = -1;  // moved there instead of a fresh tmpfs
   };
   std::vector<Fs> job_fs;
   for (const Tmpfs& fs : profile.tmpfs()) {
@@ -164,14 +166,20 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
   }
   if (!profile.cwd().empty()) {
     uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : 256ull << 20;
-    job_fs.push_back(
-        {profile.cwd(), kNoSuidDev, tmpfs_options(size, 65536, 0755, std::make_pair(uid, gid))});
+    job_fs.push_back({profile.cwd(), kNoSuidDev,
+                      tmpfs_options(size, 65536, 0755, std::make_pair(uid, gid)), cwd_mount_fd});
   }
+  auto mount_fs = [&](const Fs& fs, std::string path) {
+    if (fs.mount_fd < 0) return op(Kind::kTmpfs, std::move(path), {}, fs.flags, fs.data);
+    MountOp m = op(Kind::kMoveMount, std::move(path));
+    m.fd = fs.mount_fd;
+    return m;
+  };
 
   auto& t = plan.template_ops;
   auto& j = plan.job_ops;
   if (mode == MountMode::kPooledJob) {
-    for (const Fs& fs : job_fs) j.push_back(op(Kind::kTmpfs, fs.dst, {}, fs.flags, fs.data));
+    for (const Fs& fs : job_fs) j.push_back(mount_fs(fs, fs.dst));
   } else {
     t.push_back(op(Kind::kTmpfs, "/newroot", {}, kNoSuidDev, "size=1m,nr_inodes=4096,mode=755"));
     if (mode == MountMode::kFresh) {
@@ -179,7 +187,7 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
       // top of the fresh tmpfs instead of under it.
       for (const Fs& fs : job_fs) {
         t.push_back(op(Kind::kMkdir, join("/newroot", fs.dst)));
-        t.push_back(op(Kind::kTmpfs, join("/newroot", fs.dst), {}, fs.flags, fs.data));
+        t.push_back(mount_fs(fs, join("/newroot", fs.dst)));
       }
     }
     std::vector<MountOp> remounts;
@@ -300,6 +308,8 @@ std::string describe_op(const MountOp& op) {
       return fmt::format("remount {}", strip(op.path));
     case Kind::kMaskFile:
       return fmt::format("mask {}", strip(op.path));
+    case Kind::kMoveMount:
+      return fmt::format("move the working directory's tmpfs onto {}", strip(op.path));
   }
   return "?";
 }
@@ -426,10 +436,28 @@ void check_program(const JailConfig& config) {
     // Paths of the per-job filesystems cannot hold anything yet; /proc and /dev are the
     // kernel's: let those through to the exec.
     if (path_has_prefix(inside, "/proc") || path_has_prefix(inside, "/dev")) return;
-    std::string host = host_path_of(config, inside);
-    if (host.empty()) continue;
     struct stat st;
-    if (stat(host.c_str(), &st) < 0) continue;
+    if (config.cwd_mount_fd >= 0 && inside != profile.cwd() &&
+        path_has_prefix(inside, profile.cwd())) {
+      // A file copied into the working directory (copy_in): look beneath its tmpfs.
+      std::string relative;
+      for (size_t pos = profile.cwd().size() + 1; pos <= inside.size();) {
+        size_t end = std::min(inside.find('/', pos), inside.size());
+        std::string component = inside.substr(pos, end - pos);
+        if (!component.empty() && component != ".") {
+          relative += (relative.empty() ? "" : "/") + component;
+        }
+        pos = end + 1;
+      }
+      int fd = open_beneath(config.cwd_mount_fd, relative, O_PATH);
+      if (fd < 0) continue;
+      UniqueFd held(fd);
+      if (fstat(fd, &st) < 0) continue;
+    } else {
+      std::string host = host_path_of(config, inside);
+      if (host.empty()) continue;
+      if (stat(host.c_str(), &st) < 0) continue;
+    }
     if (!S_ISREG(st.st_mode)) {
       problem = "not a regular file";
       continue;
@@ -455,7 +483,7 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   if (tmpl != nullptr) {
     if (&tmpl->profile() != config.profile) throw Error("jail: template of another profile");
     if (!config.extra_binds.empty()) throw Error("jail: a pooled jail cannot have extra binds");
-    build_mounts(plan, profile, config.extra_binds, MountMode::kPooledJob);
+    build_mounts(plan, profile, config.extra_binds, MountMode::kPooledJob, config.cwd_mount_fd);
     plan.build_root = false;
     plan.loopback_up = false;
     for (int i = 0; i < 3; ++i) {
@@ -464,7 +492,7 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
     }
     plan.unshare_flags = CLONE_NEWNS | CLONE_NEWIPC;
   } else {
-    build_mounts(plan, profile, config.extra_binds, MountMode::kFresh);
+    build_mounts(plan, profile, config.extra_binds, MountMode::kFresh, config.cwd_mount_fd);
     plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
   }
 
@@ -487,6 +515,13 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   if (into_cgroup) plan.into_cgroup_fd = cgroup.v2_dir_fd();
   for (int fd : plan.attach_fds) plan.keep_fds.push_back(fd);
   if (plan.into_cgroup_fd >= 0) plan.keep_fds.push_back(plan.into_cgroup_fd);
+  if (config.cwd_mount_fd >= 0) {
+    if (profile.cwd().empty()) throw Error("jail: a working-directory mount without a cwd");
+    plan.keep_fds.push_back(config.cwd_mount_fd);
+  }
+  if (config.seccomp != nullptr && config.seccomp->notifies() && config.seccomp_socket >= 3) {
+    plan.keep_fds.push_back(config.seccomp_socket);
+  }
   std::sort(plan.keep_fds.begin(), plan.keep_fds.end());
   plan.keep_fds.erase(std::unique(plan.keep_fds.begin(), plan.keep_fds.end()), plan.keep_fds.end());
 
@@ -496,7 +531,14 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   plan.cwd =
       plan.keep(!config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd()));
   plan.rlimits = config.rlimits;
-  if (config.seccomp != nullptr && !config.seccomp->empty()) plan.seccomp = config.seccomp->fprog();
+  if (config.seccomp != nullptr && !config.seccomp->empty()) {
+    plan.seccomp = config.seccomp->fprog();
+    if (config.seccomp->notifies()) {
+      if (config.seccomp_socket < 3) throw Error("seccomp: a notifying filter needs a socket >= 3");
+      plan.seccomp_socket = config.seccomp_socket;
+      plan.seccomp_token = config.seccomp_token;
+    }
+  }
 
   for (const std::string& c : exec_candidates(config.argv[0], config.env)) {
     plan.exec_paths.push_back(plan.keep(c));

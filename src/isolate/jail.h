@@ -32,6 +32,13 @@ struct JailConfig {
   std::vector<LaunchPlan::Rlimit> rlimits;
   int stdio[3] = {-1, -1, -1};        // host fds (not owned), dup'ed into the jail as 0, 1, 2
   SeccompProgram* seccomp = nullptr;  // nullptr or empty: no filter
+  // For a filter that notifies (SeccompProgram::notifies): a SOCK_SEQPACKET unix socket (fd >= 3)
+  // the job sends its seccomp listener over, with `seccomp_token` as the message's 8 bytes.
+  int seccomp_socket = -1;
+  uint64_t seccomp_token = 0;
+  // A detached tmpfs (isolate::ScratchFs, files.h) the jail's init moves onto the profile's
+  // working directory instead of mounting a fresh tmpfs there; -1: a fresh tmpfs.
+  int cwd_mount_fd = -1;
   // Start from this template (its profile must be `profile`; no extra_binds) instead of
   // building the root: the jail joins the template's mount, net and uts namespaces and takes a
   // private copy of the mount tree and a fresh ipc namespace.

@@ -154,6 +154,9 @@ long run_op(const MountOp& op) {
     case MountOp::Kind::kMaskFile:
       rc = call(SYS_mount, "/dev/null", op.path, nullptr, MS_BIND, nullptr);
       return rc == -ENOENT ? 0 : rc;
+    case MountOp::Kind::kMoveMount:
+      // A mount that belongs to no namespace yet (fsmount) may be attached in any (5.2).
+      return call(SYS_move_mount, op.fd, "", AT_FDCWD, op.path, MOVE_MOUNT_F_EMPTY_PATH);
   }
   return -EINVAL;
 }
@@ -184,6 +187,29 @@ long close_other_fds(const LaunchPlan* plan) {
     next = static_cast<unsigned int>(fd) + 1;
   }
   return call(SYS_close_range, next, ~0U, 0);
+}
+
+// Sends `fd` with an 8-byte message over a unix socket (SCM_RIGHTS).
+long send_fd(int sock, uint64_t token, int fd) {
+  struct iovec iov {
+    &token, sizeof token
+  };
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  *reinterpret_cast<int*>(CMSG_DATA(cmsg)) = fd;
+  long rc;
+  do {
+    rc = call(SYS_sendmsg, sock, &msg, MSG_NOSIGNAL);
+  } while (rc == -EINTR);
+  return rc < 0 ? rc : 0;
 }
 
 // The job's first process: joins the cgroups, drops everything, execs.
@@ -255,11 +281,26 @@ int job_main(void* arg) {
   if ((rc = call(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0) {
     fail(plan, LaunchStage::kNoNewPrivs, rc);
   }
-  // Only 0, 1 and 2 cross into the program.
-  if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
+  // Only 0, 1 and 2 cross into the program (the listener socket is closed below).
+  const int sock = plan->seccomp != nullptr ? plan->seccomp_socket : -1;
+  if (sock > 3 && (rc = call(SYS_close_range, 3, sock - 1, 0)) < 0) {
+    fail(plan, LaunchStage::kCloseFds, rc);
+  }
+  if ((rc = call(SYS_close_range, sock >= 3 ? sock + 1 : 3, ~0U, 0)) < 0) {
+    fail(plan, LaunchStage::kCloseFds, rc);
+  }
   if (plan->seccomp != nullptr) {
-    if ((rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, plan->seccomp)) < 0) {
+    unsigned long flags = sock >= 3 ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    if ((rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, plan->seccomp)) < 0) {
       fail(plan, LaunchStage::kSeccomp, rc);
+    }
+    if (sock >= 3) {
+      // Hand the listener to the supervisor (the filter lets exactly this sendmsg through).
+      // Both fds are close-on-exec, so exec closes them: no close(2) that an allow-list would
+      // have to permit.
+      if ((rc = send_fd(sock, plan->seccomp_token, static_cast<int>(rc))) < 0) {
+        fail(plan, LaunchStage::kSeccomp, rc, 1);
+      }
     }
   }
   // PATH search was resolved into candidates; report the most telling error, like execvp.

@@ -34,20 +34,22 @@ struct Span {
 
 struct MountOp {
   enum class Kind : uint8_t {
-    kMkdir,     // mkdir -p path
-    kTouch,     // create an empty file at path (target of a file bind)
-    kBind,      // bind-mount src (recursively) on path
-    kTmpfs,     // mount a tmpfs with options `data` on path
-    kProc,      // mount proc on path
-    kSymlink,   // symlink src at path
-    kRemount,   // remount the bind at path with `flags` (MS_RDONLY, MS_NOSUID, ...)
-    kMaskFile,  // bind /dev/null over path if it exists (masking)
+    kMkdir,      // mkdir -p path
+    kTouch,      // create an empty file at path (target of a file bind)
+    kBind,       // bind-mount src (recursively) on path
+    kTmpfs,      // mount a tmpfs with options `data` on path
+    kProc,       // mount proc on path
+    kSymlink,    // symlink src at path
+    kRemount,    // remount the bind at path with `flags` (MS_RDONLY, MS_NOSUID, ...)
+    kMaskFile,   // bind /dev/null over path if it exists (masking)
+    kMoveMount,  // move the detached mount of `fd` (fsmount, 5.2) onto path
   };
   Kind kind;
   unsigned long flags = 0;
   const char* src = nullptr;
   const char* path = nullptr;
   const char* data = nullptr;
+  int fd = -1;  // kMoveMount
 };
 
 // Where setup stopped. The supervisor turns (stage, index, errno) into a message.
@@ -118,6 +120,11 @@ struct LaunchPlan {
   };
   std::vector<Rlimit> rlimits;
   const sock_fprog* seccomp = nullptr;  // nullptr: no filter
+  // With a filter that notifies: installed with SECCOMP_FILTER_FLAG_NEW_LISTENER, and the
+  // listener is sent (SCM_RIGHTS, with seccomp_token as the message) over this unix socket to
+  // the supervisor, then closed. -1: no hand-over.
+  int seccomp_socket = -1;
+  uint64_t seccomp_token = 0;
   std::vector<const char*> exec_paths;  // candidates tried in order (PATH search done here)
   std::vector<char*> argv;              // null-terminated
   std::vector<char*> envp;              // null-terminated

@@ -8,6 +8,14 @@
 // (ENOSYS), file locks (ENOLCK; leases and dnotify EPERM) and personality changes (EPERM); see
 // below.
 //
+// Naming the call. A kill with SIGSYS does not tell the supervisor which call it was. Where the
+// kernel has seccomp user notification (5.0), denied calls return SECCOMP_RET_USER_NOTIF instead:
+// the job hands the filter's listener to jailpool before exec, jailpool reads the notification
+// (syscall number and arch), kills the whole job and names the call in the result. The call
+// never runs: the task waits in it until it dies, and were the listener gone, the call would fail
+// with ENOSYS. A job cannot take the notifications over: a second listener in its filter chain
+// is refused (EBUSY), and a filter of its own can only make the call fail sooner.
+//
 // Arguments. The kernel declares the arguments we test (ioctl's and fcntl's cmd, socket's family,
 // personality's persona) as 32-bit, and ignores the upper half of the register. libseccomp
 // compares all 64 bits, so every equality test masks with 0xffffffff: otherwise cmd = TIOCSTI |
@@ -23,15 +31,18 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <set>
 
@@ -131,6 +142,13 @@ constexpr ErrnoSyscall kErrnoSyscalls[] = {
     // and carry on (or report a clean error) when locking fails, and a refused lock closes the
     // channel as well as a kill does. A profile's seccomp_deny turns this into a kill.
     {"flock", ENOLCK, true},
+    // inotify and fanotify watches on the shared read-only binds (/usr, the profile's binds)
+    // see every open and read of those inodes by any other job (and the host): a channel the
+    // adversarial suite found (AdversarialBatchTest.InotifyOnSharedPathsSeesNoOtherJob).
+    // ENOSYS and not a kill: tail -f, make-like tools and file watchers fall back to polling.
+    {"inotify_init", ENOSYS, true},
+    {"inotify_init1", ENOSYS, true},
+    {"fanotify_init", ENOSYS, true},
 };
 
 // Every call the default policy denies whatever its arguments.
@@ -210,8 +228,7 @@ scmp_arg_cmp arg_bits_set(unsigned arg, uint64_t bits) {
 
 // The default rules. A deny_kills call of kErrnoSyscalls that is in `deny` (the profile's
 // seccomp_deny) gets no rule here, so that the caller's kill replaces the errno.
-void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny) {
-  const uint32_t kill = SCMP_ACT_KILL_PROCESS;
+void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t kill) {
   for (const char* name : kKilledSyscalls) add_rule(ctx, kill, name);
   for (const auto& call : kErrnoSyscalls) {
     int nr = resolve(call.name);
@@ -229,7 +246,10 @@ void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny) {
   }
 
   // Terminal injection (CVE-2017-5226): pushing input into a terminal the job shares.
-  for (uint32_t cmd : {TIOCSTI, TIOCLINUX}) add_rule(ctx, kill, "ioctl", {arg32_eq(1, cmd)});
+  // TIOCSETD: line disciplines (n_gsm, n_hdlc) are old, much-exploited kernel code.
+  for (uint32_t cmd : {TIOCSTI, TIOCLINUX, TIOCSETD}) {
+    add_rule(ctx, kill, "ioctl", {arg32_eq(1, cmd)});
+  }
 
   // vsock reaches the host and every VM/job on it (host-wide scope, isolate's list); packet
   // sockets see all traffic of an interface. Netlink stays allowed: `ip` and glibc's
@@ -237,6 +257,9 @@ void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny) {
   for (uint32_t family : {AF_VSOCK, AF_PACKET}) {
     add_rule(ctx, kill, "socket", {arg32_eq(0, family)});
   }
+  // AF_ALG exposes the kernel's crypto API, a kernel attack surface no job needs. Its users
+  // (libkcapi, OpenSSL's afalg engine) fall back to user-space crypto when the family is missing.
+  add_rule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket", {arg32_eq(0, AF_ALG)});
 
   // File locks, leases and directory notifications on shared inodes are channels between jobs
   // (as flock above), and fail softly for the same reason: ENOLCK for the lock commands (what
@@ -286,11 +309,18 @@ std::vector<sock_filter> export_bpf(scmp_filter_ctx ctx) {
   return insns;
 }
 
-Ctx make_ctx(uint32_t default_action) {
+Ctx make_ctx(uint32_t default_action, const SeccompReporting& reporting) {
   Ctx ctx(seccomp_init(default_action));
   if (!ctx) throw Error("libseccomp: seccomp_init failed");
   check_rc(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
            "set the bad-arch action");
+  if (default_action != SCMP_ACT_ALLOW && reporting.listener_socket_fd >= 0) {
+    // The listener's hand-over to the supervisor, the job's last step before exec. (After the
+    // exec that fd number may be a socket of the program's own: an allow-list without sendmsg
+    // still lets sendmsg through on it.)
+    add_rule(ctx.get(), SCMP_ACT_ALLOW, "sendmsg",
+             {arg32_eq(0, static_cast<uint32_t>(reporting.listener_socket_fd))});
+  }
   return ctx;
 }
 
@@ -307,7 +337,7 @@ const std::vector<std::string>& default_denied_syscalls() {
   return names;
 }
 
-SeccompProgram compile_seccomp(const Profile& profile) {
+SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& reporting) {
   // Names are checked in every mode, so a typo shows up even while the filter is switched off.
   std::set<int> allow;
   for (const auto& name : profile.seccomp_allow()) {
@@ -320,6 +350,14 @@ SeccompProgram compile_seccomp(const Profile& profile) {
     if (nr >= 0) deny.insert(nr);
   }
 
+  // In learning mode allowed calls notify and denied ones kill (one filter has one action per
+  // call, and the supervisor must tell the two apart); otherwise denied calls notify when asked.
+  const bool log = reporting.log_allowed;
+  const uint32_t allowed = log ? SCMP_ACT_NOTIFY : SCMP_ACT_ALLOW;
+  const uint32_t denied =
+      !log && reporting.name_violations ? SCMP_ACT_NOTIFY : SCMP_ACT_KILL_PROCESS;
+  const bool notifies = log || reporting.name_violations;
+
   switch (profile.seccomp()) {
     case SECCOMP_NONE:
       return SeccompProgram();
@@ -327,16 +365,16 @@ SeccompProgram compile_seccomp(const Profile& profile) {
     case SECCOMP_ALLOW_LIST: {
       // Only the named calls run; a name also in seccomp_deny stays denied. Names of calls this
       // architecture does not have were skipped, so one profile serves several architectures.
-      Ctx ctx = make_ctx(SCMP_ACT_KILL_PROCESS);
+      Ctx ctx = make_ctx(denied, reporting);
       for (int nr : allow) {
-        if (!deny.count(nr)) add_rule(ctx.get(), SCMP_ACT_ALLOW, nr, syscall_name(nr));
+        if (!deny.count(nr)) add_rule(ctx.get(), allowed, nr, syscall_name(nr));
       }
-      return SeccompProgram(export_bpf(ctx.get()));
+      return SeccompProgram(export_bpf(ctx.get()), notifies);
     }
 
     case SECCOMP_DEFAULT: {
-      Ctx ctx = make_ctx(SCMP_ACT_ALLOW);
-      add_default_rules(ctx.get(), deny);
+      Ctx ctx = make_ctx(allowed, reporting);
+      add_default_rules(ctx.get(), deny, denied);
       std::set<int> already;
       for (const char* name : kKilledSyscalls) already.insert(resolve(name));
       for (const auto& call : kErrnoSyscalls) {
@@ -346,14 +384,79 @@ SeccompProgram compile_seccomp(const Profile& profile) {
       // broader rule, whatever the actions) and flock's ENOLCK (add_default_rules left it out);
       // calls already killed outright keep their rule, and clone3 stays ENOSYS.
       for (int nr : deny) {
-        if (!already.count(nr)) add_rule(ctx.get(), SCMP_ACT_KILL_PROCESS, nr, syscall_name(nr));
+        if (!already.count(nr)) add_rule(ctx.get(), denied, nr, syscall_name(nr));
       }
-      return SeccompProgram(export_bpf(ctx.get()));
+      return SeccompProgram(export_bpf(ctx.get()), notifies);
     }
 
     default:
       throw ConfigError("seccomp",
                         fmt::format("unknown mode {}", static_cast<int>(profile.seccomp())));
+  }
+}
+
+uint32_t native_audit_arch() {
+  return seccomp_arch_native();  // libseccomp's SCMP_ARCH_* are the AUDIT_ARCH_* values
+}
+
+bool seccomp_notify_available() {
+  static const bool available = [] {
+    uint32_t action = SECCOMP_RET_USER_NOTIF;
+    return ::syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+  }();
+  return available;
+}
+
+namespace {
+
+// The kernel's sizes of the notification structs, which may be larger than our headers' (newer
+// kernels append fields; the buffers given to the ioctls must be that large and zeroed).
+struct NotifSizes {
+  size_t notif = sizeof(seccomp_notif);
+  size_t resp = sizeof(seccomp_notif_resp);
+};
+const NotifSizes& notif_sizes() {
+  static const NotifSizes sizes = [] {
+    NotifSizes out;
+    seccomp_notif_sizes kernel{};
+    if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &kernel) == 0) {
+      out.notif = std::max<size_t>(out.notif, kernel.seccomp_notif);
+      out.resp = std::max<size_t>(out.resp, kernel.seccomp_notif_resp);
+    }
+    return out;
+  }();
+  return sizes;
+}
+
+}  // namespace
+
+bool receive_seccomp_notification(int listener, SeccompNotification* out) {
+  std::vector<unsigned char> buf(notif_sizes().notif, 0);
+  auto* notif = reinterpret_cast<seccomp_notif*>(buf.data());
+  for (;;) {
+    if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notif) == 0) break;
+    if (errno == EINTR) continue;
+    // ENOENT: the task died (or its call was interrupted) before we read it.
+    if (errno == ENOENT || errno == EAGAIN) return false;
+    throw_errno("seccomp: receive a notification");
+  }
+  out->id = notif->id;
+  out->pid = static_cast<int>(notif->pid);
+  out->nr = notif->data.nr;
+  out->arch = notif->data.arch;
+  return true;
+}
+
+bool continue_seccomp_notification(int listener, uint64_t id) {
+  std::vector<unsigned char> buf(notif_sizes().resp, 0);
+  auto* resp = reinterpret_cast<seccomp_notif_resp*>(buf.data());
+  resp->id = id;
+  resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  for (;;) {
+    if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) == 0) return true;
+    if (errno == EINTR) continue;
+    if (errno == ENOENT) return false;
+    throw_errno("seccomp: let a notified call continue");
   }
 }
 

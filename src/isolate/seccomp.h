@@ -4,6 +4,7 @@
 
 #include <linux/filter.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,9 +15,13 @@ namespace jailpool::isolate {
 class SeccompProgram {
  public:
   SeccompProgram() = default;
-  explicit SeccompProgram(std::vector<sock_filter> insns) : insns_(std::move(insns)) {}
+  SeccompProgram(std::vector<sock_filter> insns, bool notifies)
+      : insns_(std::move(insns)), notifies_(notifies) {}
 
   bool empty() const { return insns_.empty(); }
+  // Some action is SECCOMP_RET_USER_NOTIF: install with SECCOMP_FILTER_FLAG_NEW_LISTENER and
+  // hand the listener to the supervisor.
+  bool notifies() const { return notifies_; }
   size_t size() const { return insns_.size(); }
   // Valid while this object lives; safe to pass to seccomp(2) in a child sharing memory.
   const sock_fprog* fprog() {
@@ -27,21 +32,56 @@ class SeccompProgram {
 
  private:
   std::vector<sock_filter> insns_;
+  bool notifies_ = false;
   sock_fprog fprog_{};
 };
 
 // The syscalls the default policy denies whatever the arguments (names as libseccomp knows them),
-// for docs and tests: all are killed but clone3 (ENOSYS) and flock (ENOLCK).
+// for docs and tests: all are killed but clone3, inotify_init, inotify_init1 and fanotify_init
+// (ENOSYS) and flock (ENOLCK).
 const std::vector<std::string>& default_denied_syscalls();
+
+// How denied and allowed calls are reported.
+struct SeccompReporting {
+  // Denied calls notify the supervisor (SECCOMP_RET_USER_NOTIF) instead of killing the process,
+  // so that it can name the call and kill the whole job; the syscall never runs either way (with
+  // the listener gone it fails with ENOSYS). Foreign ABIs are still killed outright.
+  bool name_violations = false;
+  // Learning mode (jailpool run --seccomp-log): every call the policy allows notifies, and the
+  // supervisor records it and lets it continue; denied calls kill.
+  bool log_allowed = false;
+  // With either: the fd the job sends its listener over, just before exec; that sendmsg is let
+  // through silently.
+  int listener_socket_fd = -1;
+};
 
 // Compiles the profile's policy (profile.seccomp, seccomp_allow, seccomp_deny) for the native
 // architecture. SECCOMP_NONE gives an empty program. Denied calls kill the whole process
-// (SECCOMP_RET_KILL_PROCESS, so the job ends with SIGSYS), except in the default policy clone3
-// (ENOSYS), flock and fcntl's lock commands (ENOLCK), fcntl F_SETLEASE/F_NOTIFY (EPERM) and
-// personality other than the query 0xffffffff (EPERM), which fail softly; seccomp_deny kills
-// any call it names but clone3. Foreign ABIs (i386, x32) are killed too.
+// (SECCOMP_RET_KILL_PROCESS, so the job ends with SIGSYS) or notify (see SeccompReporting),
+// except in the default policy clone3, inotify_init(1) and fanotify_init (ENOSYS), socket(AF_ALG)
+// (EAFNOSUPPORT), flock and fcntl's lock commands (ENOLCK), fcntl
+// F_SETLEASE/F_NOTIFY (EPERM) and personality other than the query 0xffffffff (EPERM), which fail
+// softly; seccomp_deny denies any call it names but clone3. Foreign ABIs (i386, x32) are killed.
 // Throws ConfigError("seccomp_allow"/"seccomp_deny", "unknown syscall NAME").
-SeccompProgram compile_seccomp(const Profile& profile);
+SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& reporting = {});
+
+// SECCOMP_RET_USER_NOTIF and SECCOMP_FILTER_FLAG_NEW_LISTENER work (Linux 5.0; the CONTINUE
+// response that learning mode needs is 5.5).
+bool seccomp_notify_available();
+
+// One notification read from a listener.
+struct SeccompNotification {
+  uint64_t id = 0;
+  int pid = 0;        // in the listener reader's pid namespace
+  int nr = 0;         // syscall number
+  uint32_t arch = 0;  // AUDIT_ARCH_*
+};
+// AUDIT_ARCH_* of the native ABI (as in seccomp_data.arch).
+uint32_t native_audit_arch();
+// Reads one pending notification; false when there was none or its task died meanwhile.
+bool receive_seccomp_notification(int listener, SeccompNotification* out);
+// Lets the notified call run (SECCOMP_USER_NOTIF_FLAG_CONTINUE). False when the task is gone.
+bool continue_seccomp_notification(int listener, uint64_t id);
 
 // Name of a syscall number on the native architecture, or "syscall N".
 std::string syscall_name(int nr);

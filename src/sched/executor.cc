@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,13 +16,16 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "common/error.h"
 #include "common/unique_fd.h"
 #include "config/profile.h"
 #include "isolate/cgroup.h"
+#include "isolate/files.h"
 #include "isolate/jail.h"
+#include "isolate/perf_counter.h"
 #include "isolate/seccomp.h"
 #include "pool/cgroup_pool.h"
 #include "pool/template_pool.h"
@@ -40,7 +45,9 @@ enum TokenKind : uint64_t {
   kCpu = 5,
   kRmdir = 6,
   kRmdirRetry = 7,
-  kWake = 8,  // the submission queue has jobs (or was closed)
+  kWake = 8,            // the submission queue has jobs (or was closed)
+  kSeccompSocket = 9,   // a job's seccomp listener arrived
+  kSeccompNotify = 10,  // a job's seccomp listener has a notification
 };
 uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -72,6 +79,8 @@ Status decide_status(const VerdictFacts& f) {
       return OUTPUT_LIMIT_EXCEEDED;
     case Kill::kInterrupted:
       return INTERNAL_ERROR;
+    case Kill::kSeccomp:
+      return SECCOMP_VIOLATION;
     case Kill::kNone:
       break;
   }
@@ -146,18 +155,27 @@ struct Executor::Running {
   std::unique_ptr<isolate::Jail> jail;
   std::vector<UniqueFd> job_side_fds;  // closed right after the start
   OutputPipe out[2];
+  // The working directory of a job with copy_in/copy_out: alive until its files are collected.
+  std::optional<isolate::ScratchFs> scratch;
+  UniqueFd seccomp_listener;
+  bool seccomp_log = false;
+  std::string seccomp_syscall;          // the denied call the listener reported
+  std::set<std::string> syscalls_used;  // seccomp_log
   VerdictFacts::Kill killed_for = VerdictFacts::Kill::kNone;
   uint64_t request_ns = 0;
   bool finished = false;
   bool seccomp_enabled = false;
+  std::unique_ptr<isolate::JobPerfCounters> perf;  // instructions, cycles of the job's cgroup
+  unsigned cpu_parallelism = 1;  // how many CPUs the job can burn at once (pinning, quota)
 };
 
 struct Executor::SeccompCache {
-  std::map<const Profile*, isolate::SeccompProgram> programs;
-  isolate::SeccompProgram* get(const Profile* profile) {
-    auto it = programs.find(profile);
+  std::map<std::pair<const Profile*, bool>, isolate::SeccompProgram> programs;
+  isolate::SeccompProgram* get(const Profile* profile, const isolate::SeccompReporting& how) {
+    auto key = std::make_pair(profile, how.log_allowed);
+    auto it = programs.find(key);
     if (it == programs.end())
-      it = programs.emplace(profile, isolate::compile_seccomp(*profile)).first;
+      it = programs.emplace(key, isolate::compile_seccomp(*profile, how)).first;
     return &it->second;
   }
 };
@@ -210,9 +228,29 @@ Executor::Executor(ExecutorOptions options)
   }
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
+  if (isolate::seccomp_notify_available()) {
+    // Jobs send their seccomp listeners here. Both ends above 2: the jail keeps the sending one
+    // in the job until its last step, after stdio has been dup'ed onto 0, 1 and 2.
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+      throw_errno("socketpair for seccomp listeners");
+    }
+    for (int& fd : fds) {
+      if (fd < 3) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        ::close(fd);
+        fd = high;
+      }
+    }
+    if (fds[0] < 0 || fds[1] < 0) throw_errno("dup the seccomp listener socket");
+    seccomp_recv_ = fds[0];
+    seccomp_send_ = fds[1];
+  }
 }
 
 Executor::~Executor() {
+  if (seccomp_recv_ >= 0) ::close(seccomp_recv_);
+  if (seccomp_send_ >= 0) ::close(seccomp_send_);
   templates_.reset();
   cgroup_pool_.reset();
   if (cgroups_) cgroups_->remove_parent_if_empty();
@@ -245,6 +283,68 @@ std::vector<isolate::LaunchPlan::Rlimit> job_rlimits(const Limits& limits) {
   return out;
 }
 
+// How many CPUs a job can burn at once: the CPU limit's timer never fires later than the
+// earliest moment the rest of the budget could be spent.
+unsigned cpu_parallelism(const Limits& limits, unsigned cpus) {
+  unsigned n = cpus;
+  if (limits.has_cpus()) {
+    n = std::min<unsigned>(n, isolate::parse_cpu_list(limits.cpus()).size());
+  }
+  if (limits.has_cpu_quota_percent()) {
+    n = std::min<unsigned>(n, (limits.cpu_quota_percent() + 99) / 100);
+  }
+  return std::max(1u, n);
+}
+
+// Pins the calling thread to a CPU list for its lifetime, then restores its affinity: the
+// fallback for limits.cpus where no cpuset controller is available (a jail's processes inherit
+// the affinity of the thread that clones them; being its own, a job may widen it again).
+class ScopedAffinity {
+ public:
+  explicit ScopedAffinity(const std::string& cpus) {
+    if (sched_getaffinity(0, sizeof saved_, &saved_) < 0) throw_errno("sched_getaffinity");
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : isolate::parse_cpu_list(cpus)) CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) < 0) throw_errno("sched_setaffinity " + cpus);
+  }
+  ~ScopedAffinity() { sched_setaffinity(0, sizeof saved_, &saved_); }
+  ScopedAffinity(const ScopedAffinity&) = delete;
+  ScopedAffinity& operator=(const ScopedAffinity&) = delete;
+
+ private:
+  cpu_set_t saved_;
+};
+
+// The job's instructions and cycles counters, where there is a PMU. A failure here only loses
+// the counts: the result says why there are none.
+std::unique_ptr<isolate::JobPerfCounters> open_job_counters(const isolate::PerfSupport& support,
+                                                            const std::string& cgroup_dir,
+                                                            JobResult& result) {
+  if (!support.hardware) return nullptr;
+  try {
+    return std::make_unique<isolate::JobPerfCounters>(cgroup_dir);
+  } catch (const Error& e) {
+    result.set_counters_unavailable(e.what());
+    return nullptr;
+  }
+}
+
+void report_counters(const isolate::PerfSupport* support, const isolate::JobPerfCounters* perf,
+                     JobResult& res) {
+  if (!res.counters_unavailable().empty()) return;  // the counters could not be opened
+  if (!perf) {
+    res.set_counters_unavailable(support ? support->hardware_detail : "not probed");
+    return;
+  }
+  try {
+    res.set_instructions(perf->instructions());
+    res.set_cycles(perf->cycles());
+  } catch (const Error& e) {
+    res.set_counters_unavailable(e.what());
+  }
+}
+
 UniqueFd open_host_file(const std::string& path, int flags, const char* field) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
   if (fd < 0) throw ConfigError(field, fmt::format("{}: {}", path, std::strerror(errno)));
@@ -272,9 +372,30 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     config.env = effective_env(profile, spec);
     config.cwd = spec.cwd();
     config.rlimits = job_rlimits(r.limits);
-    isolate::SeccompProgram* seccomp = seccomp_cache_->get(&profile);
+    isolate::SeccompReporting reporting;
+    reporting.name_violations = seccomp_send_ >= 0;
+    reporting.log_allowed = spec.seccomp_log();
+    reporting.listener_socket_fd = seccomp_send_;
+    if (spec.seccomp_log() && seccomp_send_ < 0) {
+      throw ConfigError("seccomp_log", "needs seccomp user notification (Linux 5.5)");
+    }
+    isolate::SeccompProgram* seccomp = seccomp_cache_->get(&profile, reporting);
     r.seccomp_enabled = !seccomp->empty();
+    r.seccomp_log = spec.seccomp_log();
     config.seccomp = seccomp;
+    config.seccomp_socket = seccomp_send_;
+    config.seccomp_token = r.serial;
+    if (spec.copy_in_size() > 0 || spec.copy_out_size() > 0) {
+      // The working directory with the job's input files, before check_program: the program
+      // may be one of them (in memory only: dropped with the fd if the job does not start).
+      r.scratch = isolate::ScratchFs::create(profile);
+      const uint32_t uid = profile.has_uid() ? profile.uid() : 65534;
+      const uint32_t gid = profile.has_gid() ? profile.gid() : 65534;
+      for (int i = 0; i < spec.copy_in_size(); ++i) {
+        isolate::copy_in(r.scratch->fd(), spec.copy_in(i), fmt::format("copy_in[{}]", i), uid, gid);
+      }
+      config.cwd_mount_fd = r.scratch->fd();
+    }
     isolate::check_program(config);  // before anything is opened, created or started
 
     // stdin: a host file, jailpool's own stdin, or /dev/null.
@@ -319,13 +440,25 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     isolate::CgroupLimits cg_limits;
     if (r.limits.has_memory_bytes()) cg_limits.memory_bytes = r.limits.memory_bytes();
     if (r.limits.has_pids()) cg_limits.pids = r.limits.pids();
+    if (r.limits.has_cpus()) cg_limits.cpuset_cpus = r.limits.cpus();
+    if (r.limits.has_cpu_quota_percent())
+      cg_limits.cpu_quota_percent = r.limits.cpu_quota_percent();
     r.cgroup = cgroup_pool_
                    ? cgroup_pool_->acquire(cg_limits)
                    : cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
+    r.cpu_parallelism = cpu_parallelism(r.limits, cpus_);
+    if (!perf_support_) {
+      perf_support_ =
+          std::make_unique<isolate::PerfSupport>(isolate::probe_perf(r.cgroup->v2_dir_path()));
+    }
+    r.perf = open_job_counters(*perf_support_, r.cgroup->v2_dir_path(), r.result);
     if (templates_ && spec.bind_size() == 0 && isolate::poolable(profile)) {
       r.jail_template = templates_->acquire(profile);
       config.from_template = r.jail_template.get();
     }
+    // No cpuset controller: the jail's init inherits this thread's affinity at its clone.
+    std::optional<ScopedAffinity> pinned;
+    if (r.limits.has_cpus() && !r.cgroup->pins_cpus()) pinned.emplace(r.limits.cpus());
     r.jail = isolate::Jail::start(config, *r.cgroup);
   } catch (const ConfigError& e) {
     r.result.set_status(SETUP_ERROR);
@@ -337,6 +470,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
   r.job_side_fds.clear();
   if (!r.jail) {
     if (r.jail_template) templates_->release(std::move(r.jail_template));
+    r.scratch.reset();
     r.out[0].open = r.out[1].open = false;
     r.finished = true;
     running.push_back(std::move(job));
@@ -356,7 +490,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
   }
   if (r.limits.has_cpu_time_ms()) {
     // The job cannot use its budget faster than on every CPU at once.
-    uint64_t first = r.limits.cpu_time_ms() * 1000000ull / cpus_;
+    uint64_t first = r.limits.cpu_time_ms() * 1000000ull / r.cpu_parallelism;
     loop_->timer_at(start + std::max<uint64_t>(first, 1000000), make_token(r.serial, kCpu));
   }
   running.push_back(std::move(job));
@@ -454,6 +588,8 @@ void Executor::finish_job(Running& r) {
     res.set_memory_peak_source(RUSAGE_MAXRSS);
   }
   if (stats.pids_peak) res.set_pids_peak(*stats.pids_peak);
+  report_counters(perf_support_.get(), r.perf.get(), res);
+  r.perf.reset();
   res.set_setup_us(((exec_ns ? exec_ns : reaped_ns) - r.request_ns) / 1000);
   if (exec_ns) res.set_run_us((reaped_ns - exec_ns) / 1000);
 
@@ -478,7 +614,13 @@ void Executor::finish_job(Running& r) {
       res.set_message(fmt::format("output limit {} bytes exceeded", output_limit));
       break;
     case SECCOMP_VIOLATION:
-      res.set_message("forbidden system call (killed by seccomp, SIGSYS)");
+      if (!r.seccomp_syscall.empty()) {
+        res.set_seccomp_syscall(r.seccomp_syscall);
+        res.set_message(fmt::format("forbidden system call {} (denied by the seccomp policy)",
+                                    r.seccomp_syscall));
+      } else {
+        res.set_message("forbidden system call (killed by seccomp, SIGSYS)");
+      }
       break;
     case SIGNALED:
       res.set_message(
@@ -502,6 +644,18 @@ void Executor::finish_job(Running& r) {
   res.set_stderr(sanitize_utf8(r.out[1].data));
   res.set_stdout_truncated(r.out[0].truncated);
   res.set_stderr_truncated(r.out[1].truncated);
+  if (r.scratch) {
+    // Every process of the jail is dead (init, reaped, was its pid namespace's last): nothing
+    // changes the files any more. The tmpfs is freed when its last fd, this one, is closed.
+    if (!outcome.setup_failed) {
+      for (const CopyOut& file : r.request.spec.copy_out()) {
+        *res.add_files() = isolate::collect_file(r.scratch->fd(), file, output_limit);
+      }
+    }
+    r.scratch.reset();
+  }
+  for (const std::string& name : r.syscalls_used) res.add_syscalls_used(name);
+  r.seccomp_listener.reset();
   r.jail.reset();
   r.finished = true;
 }
@@ -604,6 +758,10 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       }
     }
     if (running.empty() && (source_done || stop != 0) && rmdirs.empty()) break;
+    if (seccomp_recv_ >= 0 && !seccomp_recv_armed_) {
+      loop_->watch_readable(seccomp_recv_, make_token(0, kSeccompSocket));
+      seccomp_recv_armed_ = true;
+    }
 
     completions.clear();
     loop_->wait(completions, stop != 0 ? 100 : -1);
@@ -613,6 +771,18 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       if (kind == kWake) {
         wake_armed = false;
         if (on_wake) on_wake();
+        continue;
+      }
+      if (kind == kSeccompSocket) {
+        seccomp_recv_armed_ = false;
+        receive_seccomp_listeners([&](uint64_t job_serial, int fd) {
+          UniqueFd listener(fd);
+          auto it = by_serial.find(job_serial);
+          if (it == by_serial.end() || it->second->finished) return;  // ended meanwhile
+          Running& job = *it->second;
+          job.seccomp_listener = std::move(listener);
+          loop_->watch_readable(job.seccomp_listener.get(), make_token(job_serial, kSeccompNotify));
+        });
         continue;
       }
       if (kind == kRmdir || kind == kRmdirRetry) {
@@ -672,17 +842,48 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
           }
           case kCpu: {
             uint64_t limit_us = (r.limits.cpu_time_ms() + r.limits.extra_time_ms()) * 1000;
+            // The cgroup's usage, the clock the result reports: it is charged at ticks and
+            // context switches (up to 4 ms stale at HZ=250), but a perf task-clock, exact to
+            // the moment, runs ahead of it (it counts steal and irq time) and would kill jobs
+            // whose reported CPU is under their limit.
             uint64_t used = r.cgroup->read_cpu_usec();
             if (used >= limit_us) {
               if (r.killed_for == VerdictFacts::Kill::kNone) {
                 r.killed_for = VerdictFacts::Kill::kCpuTime;
+                // Every task of the tree at once (cgroup.kill), not after its init's death:
+                // a tree burning N CPUs overshoots N times the kill's latency.
+                r.cgroup->kill_all();
                 r.jail->kill();
               }
             } else {
               // Re-arm at the earliest moment the rest of the budget could be spent.
-              uint64_t wait_ns = (limit_us - used) * 1000 / cpus_;
-              loop_->timer_at(monotonic_now_ns() + std::max<uint64_t>(wait_ns, 500000), c.token);
+              // Short last steps catch the tick that brings the usage past the limit.
+              uint64_t wait_ns = (limit_us - used) * 1000 / r.cpu_parallelism;
+              loop_->timer_at(monotonic_now_ns() + std::max<uint64_t>(wait_ns, 200000), c.token);
             }
+            break;
+          }
+          case kSeccompNotify: {
+            if (!r.seccomp_listener || c.result < 0 || !(c.result & POLLIN)) break;  // hung up
+            isolate::SeccompNotification n;
+            bool more = true;
+            if (isolate::receive_seccomp_notification(r.seccomp_listener.get(), &n)) {
+              std::string name = isolate::syscall_name(n.nr);
+              if (n.arch != isolate::native_audit_arch())
+                name += fmt::format(" (arch {:#x})", n.arch);
+              if (r.seccomp_log) {
+                // Learning mode: an allowed call; note it and let it run.
+                r.syscalls_used.insert(name);
+                isolate::continue_seccomp_notification(r.seccomp_listener.get(), n.id);
+              } else if (r.killed_for == VerdictFacts::Kill::kNone) {
+                // A denied call: the task waits in it until the whole job is killed.
+                r.seccomp_syscall = name;
+                r.killed_for = VerdictFacts::Kill::kSeccomp;
+                r.jail->kill();
+                more = false;
+              }
+            }
+            if (more) loop_->watch_readable(r.seccomp_listener.get(), c.token);
             break;
           }
           case kExit:
@@ -716,6 +917,37 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
       }
     }
+  }
+}
+
+void Executor::receive_seccomp_listeners(const std::function<void(uint64_t, int)>& take) {
+  for (;;) {
+    uint64_t token = 0;
+    struct iovec iov {
+      &token, sizeof token
+    };
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(seccomp_recv_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return;  // EAGAIN: all taken
+    int fd = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+          c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      }
+    }
+    if (fd < 0) continue;
+    if (n != sizeof token) {
+      ::close(fd);
+      continue;
+    }
+    take(token, fd);
   }
 }
 

@@ -14,6 +14,7 @@
 
 namespace jailpool::isolate {
 class CgroupSystem;
+struct PerfSupport;
 }
 namespace jailpool::sched {
 class SubmissionQueue;
@@ -90,12 +91,27 @@ class Executor {
   unsigned cpus_ = 1;
   struct SeccompCache;
   std::unique_ptr<SeccompCache> seccomp_cache_;
+  // Perf counters of the jobs' cgroups (instructions, cycles), probed at the first job.
+  std::unique_ptr<isolate::PerfSupport> perf_support_;
+  // Jobs' seccomp listeners arrive here (see isolate::JailConfig::seccomp_socket); invalid where
+  // the kernel has no seccomp user notification (denied calls then kill with SIGSYS, unnamed).
+  int seccomp_recv_ = -1;
+  int seccomp_send_ = -1;
+  bool seccomp_recv_armed_ = false;
+  void receive_seccomp_listeners(const std::function<void(uint64_t, int)>& take);
 };
 
 // The status a job's facts give (pure function, unit-tested).
 struct VerdictFacts {
   bool setup_failed = false;
-  enum class Kill { kNone, kCpuTime, kWallTime, kOutput, kInterrupted } killed_for = Kill::kNone;
+  enum class Kill {
+    kNone,
+    kCpuTime,
+    kWallTime,
+    kOutput,
+    kInterrupted,
+    kSeccomp  // a denied call, reported by the job's seccomp listener
+  } killed_for = Kill::kNone;
   bool exited = false;  // the job's first process was reaped by its init
   int exit_code = 0;
   int signal = 0;

@@ -1,0 +1,120 @@
+#include "isolate/perf_counter.h"
+
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/error.h"
+#include "isolate/cgroup.h"
+
+namespace jailpool::isolate {
+namespace {
+
+perf_event_attr make_attr(uint32_t type, uint64_t config) {
+  perf_event_attr attr{};
+  attr.size = sizeof attr;
+  attr.type = type;
+  attr.config = config;
+  attr.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
+  return attr;
+}
+
+// pid is a cgroup directory fd when flags has PERF_FLAG_PID_CGROUP.
+int perf_open(perf_event_attr& attr, int pid, int cpu, unsigned long flags) {
+  return static_cast<int>(
+      ::syscall(SYS_perf_event_open, &attr, pid, cpu, -1, flags | PERF_FLAG_FD_CLOEXEC));
+}
+
+const char* counter_name(uint64_t config) {
+  return config == PERF_COUNT_HW_INSTRUCTIONS ? "instructions" : "cycles";
+}
+
+std::vector<UniqueFd> open_per_cpu(int cgroup_fd, const std::vector<int>& cpus, uint32_t type,
+                                   uint64_t config) {
+  std::vector<UniqueFd> fds;
+  for (int cpu : cpus) {
+    perf_event_attr attr = make_attr(type, config);
+    int fd = perf_open(attr, cgroup_fd, cpu, PERF_FLAG_PID_CGROUP);
+    if (fd < 0) {
+      throw_errno(fmt::format("perf_event_open({} of the job's cgroup, cpu {})",
+                              counter_name(config), cpu));
+    }
+    fds.emplace_back(fd);
+  }
+  return fds;
+}
+
+UniqueFd open_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw_errno("open " + dir);
+  return fd;
+}
+
+std::string why_hardware_unavailable(int err) {
+  if (err == ENOENT || err == EOPNOTSUPP) {
+    return fmt::format("no hardware PMU (perf_event_open: {}; e.g. a VM without PMU passthrough)",
+                       std::strerror(err));
+  }
+  if (err == EACCES || err == EPERM) {
+    return fmt::format("perf_event_open refused ({}; kernel.perf_event_paranoid or seccomp)",
+                       std::strerror(err));
+  }
+  return fmt::format("perf_event_open: {}", std::strerror(err));
+}
+
+}  // namespace
+
+PerfSupport probe_perf(const std::string& cgroup_dir) {
+  PerfSupport out;
+  // A counter on this thread says whether there is a PMU at all.
+  perf_event_attr hw = make_attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);
+  hw.disabled = 1;
+  if (UniqueFd fd(perf_open(hw, 0, -1, 0)); !fd) {
+    out.hardware_detail = why_hardware_unavailable(errno);
+    return out;
+  }
+  if (cgroup_dir.empty()) {
+    out.hardware_detail = "no cgroup2 hierarchy (counters of the whole tree need one)";
+    return out;
+  }
+  try {
+    JobPerfCounters probe(cgroup_dir);
+    out.hardware = true;
+    out.hardware_detail = "instructions and cycles of the job's cgroup (whole tree)";
+  } catch (const Error& e) {
+    out.hardware_detail = e.what();
+  }
+  return out;
+}
+
+JobPerfCounters::JobPerfCounters(const std::string& cgroup_dir) {
+  UniqueFd dir = open_dir(cgroup_dir);
+  std::vector<int> cpus = online_cpus();
+  instructions_ = open_per_cpu(dir.get(), cpus, PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);
+  cycles_ = open_per_cpu(dir.get(), cpus, PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES);
+}
+
+uint64_t JobPerfCounters::sum(const std::vector<UniqueFd>& fds) {
+  uint64_t total = 0;
+  for (const UniqueFd& fd : fds) {
+    uint64_t v[3] = {0, 0, 0};  // value, time enabled, time running
+    ssize_t n;
+    do {
+      n = ::read(fd.get(), v, sizeof v);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof v)) throw_errno("read of a perf counter");
+    // Multiplexed (hardware counters shared with other users): scale to the enabled time.
+    if (v[2] != 0 && v[2] < v[1]) {
+      v[0] = static_cast<uint64_t>(static_cast<double>(v[0]) * v[1] / v[2]);
+    }
+    total += v[0];
+  }
+  return total;
+}
+
+}  // namespace jailpool::isolate
