@@ -17,11 +17,13 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "common/unique_fd.h"
 #include "config/profile.h"
+#include "isolate/seccomp.h"
 #include "test_support.h"
 
 namespace jailpool::sched {
@@ -198,13 +200,79 @@ TEST_F(ExecutorTest, OutputLimitOnStdoutFile) {
 }
 
 TEST_F(ExecutorTest, SeccompViolation) {
+  const bool named = isolate::seccomp_notify_available();
   for (const char* call : {"bpf", "keyctl", "ptrace", "unshare", "mount"}) {
     SCOPED_TRACE(call);
     JobResult r = run(job({in_jail("forbidden_syscall"), call}));
     EXPECT_EQ(r.status(), SECCOMP_VIOLATION) << describe(r);
-    EXPECT_EQ(r.signal(), SIGSYS) << describe(r);
-    EXPECT_EQ(r.stdout(), "") << describe(r);
+    EXPECT_EQ(r.stdout(), "") << describe(r);  // the call never returned
+    if (named) {
+      // The listener named the call and jailpool killed the job.
+      EXPECT_EQ(r.seccomp_syscall(), call) << describe(r);
+      EXPECT_NE(r.message().find(std::string("forbidden system call ") + call), std::string::npos)
+          << describe(r);
+    } else {
+      EXPECT_EQ(r.signal(), SIGSYS) << describe(r);
+    }
   }
+}
+
+// A child's denied call ends the whole job, and is named too.
+TEST_F(ExecutorTest, SeccompViolationInAChildEndsTheJob) {
+  JobSpec spec = job({in_jail("forbidden_syscall"), "child"});
+  spec.mutable_limits()->set_wall_time_ms(10000);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), SECCOMP_VIOLATION) << describe(r);
+  EXPECT_EQ(r.stdout(), "") << "the parent went on after its child's violation: " << describe(r);
+  if (isolate::seccomp_notify_available()) {
+    EXPECT_EQ(r.seccomp_syscall(), "bpf") << describe(r);
+  }
+}
+
+#if defined(__x86_64__)
+// A foreign ABI is killed outright by the filter (SIGSYS); the kernel does not say which call.
+TEST_F(ExecutorTest, ForeignAbiIsKilledUnnamed) {
+  Profile unfiltered = profile_;
+  unfiltered.set_seccomp(SECCOMP_NONE);
+  JobResult bare = executor_->run_one(job({in_jail("forbidden_syscall"), "i386"}), unfiltered);
+  if (bare.status() != OK) GTEST_SKIP() << "no i386 emulation in this kernel: " << describe(bare);
+  JobResult r = run(job({in_jail("forbidden_syscall"), "i386"}));
+  EXPECT_EQ(r.status(), SECCOMP_VIOLATION) << describe(r);
+  EXPECT_EQ(r.signal(), SIGSYS) << describe(r);
+  EXPECT_EQ(r.seccomp_syscall(), "") << describe(r);
+  EXPECT_EQ(r.stdout(), "") << describe(r);
+}
+#endif
+
+// Learning mode lists the calls a run made; an allow-list made of exactly them runs the job,
+// and taking one away makes that call the named violation.
+TEST_F(ExecutorTest, SeccompLogGivesAWorkingAllowList) {
+  if (!isolate::seccomp_notify_available()) GTEST_SKIP() << "no seccomp user notification";
+  JobSpec spec = job({in_jail("exit_code"), "0"});
+  spec.set_seccomp_log(true);
+  JobResult learned = run(spec);
+  ASSERT_EQ(learned.status(), OK) << describe(learned);
+  std::set<std::string> used(learned.syscalls_used().begin(), learned.syscalls_used().end());
+  for (const char* call : {"execve", "exit_group"}) {
+    EXPECT_TRUE(used.count(call)) << call << " missing from " << describe(learned);
+  }
+  EXPECT_FALSE(used.count("bpf"));
+
+  Profile allow = profile_;
+  allow.set_seccomp(SECCOMP_ALLOW_LIST);
+  for (const auto& name : used) allow.add_seccomp_allow(name);
+  spec.set_seccomp_log(false);
+  JobResult ok = executor_->run_one(spec, allow);
+  EXPECT_EQ(ok.status(), OK) << describe(ok);
+
+  Profile without_exit = profile_;
+  without_exit.set_seccomp(SECCOMP_ALLOW_LIST);
+  for (const auto& name : used) {
+    if (name != "exit_group") without_exit.add_seccomp_allow(name);
+  }
+  JobResult denied = executor_->run_one(spec, without_exit);
+  EXPECT_EQ(denied.status(), SECCOMP_VIOLATION) << describe(denied);
+  EXPECT_EQ(denied.seccomp_syscall(), "exit_group") << describe(denied);
 }
 
 TEST_F(ExecutorTest, PidsLimitStopsAForkBomb) {

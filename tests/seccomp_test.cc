@@ -17,6 +17,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -247,6 +248,8 @@ const SoftDeniedCall kSoftDeniedCalls[] = {
        return ::syscall(SYS_fcntl, temp_fd(O_RDWR), F_SETLK | (1UL << 32), &fl);
      },
      ENOLCK},
+    {"inotify_init1", [] { return long{::inotify_init1(IN_CLOEXEC)}; }, ENOSYS},
+    {"fanotify_init", [] { return ::syscall(SYS_fanotify_init, 0, O_RDONLY); }, ENOSYS},
     {"fcntl_setlease", [] { return long{::fcntl(temp_fd(O_RDONLY), F_SETLEASE, F_RDLCK)}; }, EPERM},
     {"fcntl_notify",
      [] { return long{::fcntl(::open("/", O_RDONLY | O_DIRECTORY), F_NOTIFY, DN_CREATE)}; }, EPERM},
@@ -296,6 +299,20 @@ TEST_P(SoftDeniedCallTest, SucceedsWithoutAFilter) {
 INSTANTIATE_TEST_SUITE_P(Default, SoftDeniedCallTest, ::testing::ValuesIn(kSoftDeniedCalls),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// AF_ALG (the kernel's crypto API) fails as if the kernel did not have it.
+TEST(Seccomp, AfAlgSocketIsRefused) {
+  SeccompProgram none;
+  auto af_alg = [] {
+    int fd = ::socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    return fd >= 0 ? 0 : errno == EAFNOSUPPORT ? 1 : 2;
+  };
+  if (!exited(run_filtered(none, af_alg), 0)) {
+    GTEST_SKIP() << "this kernel has no AF_ALG (CONFIG_CRYPTO_USER_API)";
+  }
+  SeccompProgram prog = default_program();
+  EXPECT_TRUE(exited(run_filtered(prog, af_alg), 1));
+}
+
 // The i386 ABI (int 0x80 from a 64-bit process) hits the bad-arch action.
 #if defined(__x86_64__)
 long i386_getpid() {
@@ -324,7 +341,9 @@ TEST(Seccomp, EveryUnconditionalDenialKills) {
     int nr = ::seccomp_syscall_resolve_name(name.c_str());
     if (name == "open_tree_attr" && nr < 0) nr = 467;
     ASSERT_GE(nr, 0) << name;
-    int err = name == "clone3" ? ENOSYS : name == "flock" ? ENOLCK : 0;
+    int err = name == "clone3" || name.find("notify_init") != std::string::npos ? ENOSYS
+              : name == "flock"                                                 ? ENOLCK
+                                                                                : 0;
     int status = run_filtered(prog, [nr, err] {
       long ret = ::syscall(nr, -1L, -1L, -1L, -1L, -1L, -1L);
       return ret == -1 && errno == err ? 0 : 1;

@@ -1,8 +1,11 @@
 // Calls a system call the default seccomp policy denies. argv[1] chooses it: bpf (default),
-// keyctl, ptrace, unshare, mount. Exits 0 if the call returns (i.e. it was not killed).
+// keyctl, ptrace, unshare, mount; "child" makes a forked child call bpf while the parent waits;
+// "i386" makes an i386 getpid through int 0x80 (x86_64 only; a foreign ABI). Exits 0 if the
+// call returns (i.e. it was not killed).
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int main(int argc, char** argv) {
@@ -16,6 +19,24 @@ int main(int argc, char** argv) {
     rc = syscall(SYS_unshare, 0x10000000 /* CLONE_NEWUSER */);
   } else if (strcmp(which, "mount") == 0) {
     rc = syscall(SYS_mount, "none", "/tmp", "tmpfs", 0, NULL);
+  } else if (strcmp(which, "child") == 0) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      syscall(SYS_bpf, 0, NULL, 0);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    sleep(2);  // the parent outlives the child's attempt: the whole job must be ended
+    rc = status;
+  } else if (strcmp(which, "i386") == 0) {
+#if defined(__x86_64__)
+    long nr = 20; /* getpid on i386 */
+    __asm__ volatile("int $0x80" : "+a"(nr) : : "memory");
+    rc = nr;
+#else
+    rc = -1;
+#endif
   } else {
     rc = syscall(SYS_bpf, 0 /* BPF_MAP_CREATE */, NULL, 0);
   }
