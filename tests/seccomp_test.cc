@@ -628,4 +628,59 @@ TEST(Seccomp, SyscallName) {
 }
 
 }  // namespace
+
+// Profile.socket_families: the named families work, every other fails as if absent.
+int socket_outcome(int family) {
+  int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    ::close(fd);
+    return 0;
+  }
+  return errno == EAFNOSUPPORT ? 1 : 2;
+}
+
+TEST(Seccomp, SocketFamiliesRestrictSocket) {
+  SeccompProgram none;
+  ASSERT_TRUE(exited(run_filtered(none, [] { return socket_outcome(AF_INET); }), 0));
+  ASSERT_TRUE(exited(run_filtered(none, [] { return socket_outcome(AF_INET6); }), 0));
+
+  Profile profile;
+  profile.set_seccomp(SECCOMP_DEFAULT);
+  profile.add_socket_families("unix");
+  profile.add_socket_families("netlink");
+  SeccompProgram prog = compile_seccomp(profile);
+  EXPECT_TRUE(exited(run_filtered(prog, [] { return socket_outcome(AF_UNIX); }), 0));
+  EXPECT_TRUE(exited(run_filtered(prog, [] { return socket_outcome(AF_INET); }), 1));
+  EXPECT_TRUE(exited(run_filtered(prog, [] { return socket_outcome(AF_INET6); }), 1));
+  // The upper half of the register does not hide a family.
+  EXPECT_TRUE(exited(run_filtered(prog,
+                                  [] {
+                                    long fd = ::syscall(SYS_socket, AF_INET | (1L << 32),
+                                                        SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                                    return fd >= 0 ? 0 : errno == EAFNOSUPPORT ? 1 : 2;
+                                  }),
+                     1));
+  // The default policy's denials stay: packet sockets still kill.
+  EXPECT_SIGSYS(run_filtered(prog, [] { return socket_outcome(AF_PACKET); }));
+
+  // In an allow-list, socket is allowed only for the named families.
+  Profile allow = allow_list({"socket", "close", "exit_group"});
+  allow.add_socket_families("unix");
+  SeccompProgram allow_prog = compile_seccomp(allow);
+  EXPECT_TRUE(exited(run_filtered(allow_prog, [] { return socket_outcome(AF_UNIX); }), 0));
+  EXPECT_SIGSYS(run_filtered(allow_prog, [] { return socket_outcome(AF_INET); }));
+}
+
+TEST(Seccomp, UnknownSocketFamilyNamesTheField) {
+  Profile profile;
+  profile.add_socket_families("unix");
+  profile.add_socket_families("carrier-pigeon");
+  try {
+    compile_seccomp(profile);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("socket_families[1]"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace jailpool::isolate

@@ -22,6 +22,7 @@
 #include "common/error.h"
 #include "common/unique_fd.h"
 #include "isolate/cgroup.h"
+#include "isolate/seccomp.h"
 
 namespace jailpool {
 namespace {
@@ -544,6 +545,10 @@ void validate_profile(const Profile& profile) {
   }
   if (profile.seccomp() == SECCOMP_NONE && profile.seccomp_deny_size() != 0) {
     throw ConfigError("seccomp_deny", "not used with seccomp: SECCOMP_NONE");
+  }
+  isolate::allowed_socket_families(profile);  // names
+  if (profile.seccomp() == SECCOMP_NONE && profile.socket_families_size() != 0) {
+    throw ConfigError("socket_families", "enforced by the seccomp filter: not with SECCOMP_NONE");
   }
 }
 

@@ -170,6 +170,20 @@ constexpr std::array<KnownNumber, 1> kNewSyscalls = {{{"open_tree_attr", 467}}};
 constexpr std::array<KnownNumber, 0> kNewSyscalls = {};
 #endif
 
+// Profile.socket_families names.
+struct SocketFamily {
+  const char* name;
+  int family;
+};
+constexpr SocketFamily kSocketFamilies[] = {
+    {"unix", AF_UNIX},     {"inet", AF_INET},   {"inet6", AF_INET6}, {"netlink", AF_NETLINK},
+    {"packet", AF_PACKET}, {"vsock", AF_VSOCK}, {"alg", AF_ALG},     {"bluetooth", AF_BLUETOOTH},
+    {"can", AF_CAN},       {"tipc", AF_TIPC},   {"rds", AF_RDS},     {"xdp", AF_XDP},
+    {"key", AF_KEY},       {"x25", AF_X25},     {"ax25", AF_AX25},   {"appletalk", AF_APPLETALK},
+    {"llc", AF_LLC},       {"ib", AF_IB},       {"mpls", AF_MPLS},   {"qipcrtr", AF_QIPCRTR},
+    {"smc", AF_SMC},       {"kcm", AF_KCM},     {"nfc", AF_NFC},     {"isdn", AF_ISDN},
+};
+
 struct CtxDeleter {
   void operator()(void* ctx) const { seccomp_release(static_cast<scmp_filter_ctx>(ctx)); }
 };
@@ -228,7 +242,8 @@ scmp_arg_cmp arg_bits_set(unsigned arg, uint64_t bits) {
 
 // The default rules. A deny_kills call of kErrnoSyscalls that is in `deny` (the profile's
 // seccomp_deny) gets no rule here, so that the caller's kill replaces the errno.
-void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t kill) {
+void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t kill,
+                       const std::set<int>& families) {
   for (const char* name : kKilledSyscalls) add_rule(ctx, kill, name);
   for (const auto& call : kErrnoSyscalls) {
     int nr = resolve(call.name);
@@ -260,6 +275,17 @@ void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t 
   // AF_ALG exposes the kernel's crypto API, a kernel attack surface no job needs. Its users
   // (libkcapi, OpenSSL's afalg engine) fall back to user-space crypto when the family is missing.
   add_rule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket", {arg32_eq(0, AF_ALG)});
+  // The profile's socket_families: every other family fails as if the kernel lacked it (a rule
+  // per family, as rules cannot say "not in a set"; AF_MAX is 46, so at most ~140 instructions).
+  if (!families.empty()) {
+    for (int family = 0; family < AF_MAX; ++family) {
+      if (families.count(family) || family == AF_VSOCK || family == AF_PACKET || family == AF_ALG) {
+        continue;
+      }
+      add_rule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket",
+               {arg32_eq(0, static_cast<uint32_t>(family))});
+    }
+  }
 
   // File locks, leases and directory notifications on shared inodes are channels between jobs
   // (as flock above), and fail softly for the same reason: ENOLCK for the lock commands (what
@@ -349,6 +375,8 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
     int nr = resolve_field(name, "seccomp_deny");
     if (nr >= 0) deny.insert(nr);
   }
+  const std::set<int> families = allowed_socket_families(profile);
+  const int socket_nr = resolve("socket");
 
   // In learning mode allowed calls notify and denied ones kill (one filter has one action per
   // call, and the supervisor must tell the two apart); otherwise denied calls notify when asked.
@@ -367,14 +395,23 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
       // architecture does not have were skipped, so one profile serves several architectures.
       Ctx ctx = make_ctx(denied, reporting);
       for (int nr : allow) {
-        if (!deny.count(nr)) add_rule(ctx.get(), allowed, nr, syscall_name(nr));
+        if (deny.count(nr)) continue;
+        if (nr == socket_nr && !families.empty()) {
+          // socket only for the profile's families (the rest gets the denied action).
+          for (int family : families) {
+            add_rule(ctx.get(), allowed, nr, "socket",
+                     {arg32_eq(0, static_cast<uint32_t>(family))});
+          }
+          continue;
+        }
+        add_rule(ctx.get(), allowed, nr, syscall_name(nr));
       }
       return SeccompProgram(export_bpf(ctx.get()), notifies);
     }
 
     case SECCOMP_DEFAULT: {
       Ctx ctx = make_ctx(allowed, reporting);
-      add_default_rules(ctx.get(), deny, denied);
+      add_default_rules(ctx.get(), deny, denied, families);
       std::set<int> already;
       for (const char* name : kKilledSyscalls) already.insert(resolve(name));
       for (const auto& call : kErrnoSyscalls) {
@@ -458,6 +495,33 @@ bool continue_seccomp_notification(int listener, uint64_t id) {
     if (errno == ENOENT) return false;
     throw_errno("seccomp: let a notified call continue");
   }
+}
+
+std::set<int> allowed_socket_families(const Profile& profile) {
+  std::set<int> out;
+  for (int i = 0; i < profile.socket_families_size(); ++i) {
+    int family = socket_family_number(profile.socket_families(i));
+    if (family < 0) {
+      throw ConfigError(fmt::format("socket_families[{}]", i),
+                        fmt::format("unknown address family \"{}\" (known: {})",
+                                    profile.socket_families(i), known_socket_families()));
+    }
+    out.insert(family);
+  }
+  return out;
+}
+
+int socket_family_number(const std::string& name) {
+  for (const auto& f : kSocketFamilies) {
+    if (name == f.name) return f.family;
+  }
+  return -1;
+}
+
+std::string known_socket_families() {
+  std::string out;
+  for (const auto& f : kSocketFamilies) out += (out.empty() ? "" : ", ") + std::string(f.name);
+  return out;
 }
 
 std::string syscall_name(int nr) {

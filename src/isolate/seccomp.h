@@ -5,6 +5,7 @@
 #include <linux/filter.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,14 @@ uint32_t native_audit_arch();
 bool receive_seccomp_notification(int listener, SeccompNotification* out);
 // Lets the notified call run (SECCOMP_USER_NOTIF_FLAG_CONTINUE). False when the task is gone.
 bool continue_seccomp_notification(int listener, uint64_t id);
+
+// The AF_* number of an address family name as in Profile.socket_families ("unix", "inet",
+// "inet6", "netlink", ...), or -1; and the names known, for error messages.
+int socket_family_number(const std::string& name);
+std::string known_socket_families();
+// The AF_* numbers of profile.socket_families (empty: no restriction beyond the default
+// policy's). Throws ConfigError("socket_families[i]", ...) for an unknown name.
+std::set<int> allowed_socket_families(const Profile& profile);
 
 // Name of a syscall number on the native architecture, or "syscall N".
 std::string syscall_name(int nr);
