@@ -217,6 +217,17 @@ TEST_F(ExecutorTest, SeccompViolation) {
   }
 }
 
+// seccomp_unnamed_kill: the kernel kills (SIGSYS), nothing is handed to jailpool, no name.
+TEST_F(ExecutorTest, SeccompUnnamedKill) {
+  Profile fast = profile_;
+  fast.set_seccomp_unnamed_kill(true);
+  JobResult r = executor_->run_one(job({in_jail("forbidden_syscall"), "ptrace"}), fast);
+  EXPECT_EQ(r.status(), SECCOMP_VIOLATION) << describe(r);
+  EXPECT_EQ(r.signal(), SIGSYS) << describe(r);
+  EXPECT_EQ(r.seccomp_syscall(), "") << describe(r);
+  EXPECT_EQ(r.stdout(), "") << describe(r);
+}
+
 // A child's denied call ends the whole job, and is named too.
 TEST_F(ExecutorTest, SeccompViolationInAChildEndsTheJob) {
   JobSpec spec = job({in_jail("forbidden_syscall"), "child"});

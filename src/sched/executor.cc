@@ -373,7 +373,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     config.cwd = spec.cwd();
     config.rlimits = job_rlimits(r.limits);
     isolate::SeccompReporting reporting;
-    reporting.name_violations = seccomp_send_ >= 0;
+    reporting.name_violations = seccomp_send_ >= 0 && !profile.seccomp_unnamed_kill();
     reporting.log_allowed = spec.seccomp_log();
     reporting.listener_socket_fd = seccomp_send_;
     if (spec.seccomp_log() && seccomp_send_ < 0) {
