@@ -948,21 +948,15 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
         "(/proc/self/mountinfo)");
   }
 
-  info_.cpu_source = layout_.cpu == Source::kV2   ? "v2 cpu.stat"
-                     : layout_.cpu == Source::kV1 ? "v1 cpuacct"
-                                                  : "none";
-  info_.memory_source = layout_.memory == Source::kV2   ? "v2 memory"
-                        : layout_.memory == Source::kV1 ? "v1 memory"
-                                                        : "none";
-  info_.pids_source = layout_.pids == Source::kV2   ? "v2 pids"
-                      : layout_.pids == Source::kV1 ? "v1 pids"
-                                                    : "none";
-  info_.cpuset_source = layout_.cpuset == Source::kV2   ? "v2 cpuset"
-                        : layout_.cpuset == Source::kV1 ? "v1 cpuset"
-                                                        : "none";
-  info_.cpu_bandwidth_source = layout_.cpu_bandwidth == Source::kV2   ? "v2 cpu.max"
-                               : layout_.cpu_bandwidth == Source::kV1 ? "v1 cpu.cfs_quota_us"
-                                                                      : "none";
+  auto source_name = [](Source source, const char* v2, const char* v1) {
+    return source == Source::kV2 ? v2 : source == Source::kV1 ? v1 : "none";
+  };
+  info_.cpu_source = source_name(layout_.cpu, "v2 cpu.stat", "v1 cpuacct");
+  info_.memory_source = source_name(layout_.memory, "v2 memory", "v1 memory");
+  info_.pids_source = source_name(layout_.pids, "v2 pids", "v1 pids");
+  info_.cpuset_source = source_name(layout_.cpuset, "v2 cpuset", "v1 cpuset");
+  info_.cpu_bandwidth_source =
+      source_name(layout_.cpu_bandwidth, "v2 cpu.max", "v1 cpu.cfs_quota_us");
   if (layout_.memory == Source::kV2) {
     info_.has_memory_peak = exists(path_join(mem_parent, "memory.peak"));  // 5.19+
   }

@@ -38,18 +38,25 @@ static inline const char* adv_errname(int err) {
 // The attempt failed with `err`.
 static inline __attribute__((noreturn)) void adv_blocked(int err, const char* fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static inline void adv_blocked(int err, const char* fmt, ...) {
-  printf("RESULT blocked %s", adv_errname(err));
+// Prints "RESULT <tag> <fmt...>" and exits with `code`.
+static inline __attribute__((noreturn)) void adv_result_v(const char* tag, int code,
+                                                          const char* fmt, va_list ap) {
+  printf("RESULT %s", tag);
   if (fmt != NULL && fmt[0] != 0) {
-    va_list ap;
-    va_start(ap, fmt);
     fputc(' ', stdout);
     vprintf(fmt, ap);
-    va_end(ap);
   }
   fputc('\n', stdout);
   fflush(stdout);
-  _exit(0);
+  _exit(code);
+}
+
+static inline void adv_blocked(int err, const char* fmt, ...) {
+  char tag[64];
+  snprintf(tag, sizeof tag, "blocked %s", adv_errname(err));
+  va_list ap;
+  va_start(ap, fmt);
+  adv_result_v(tag, 0, fmt, ap);
 }
 
 // The attempt worked.
@@ -58,12 +65,7 @@ static inline __attribute__((noreturn)) void adv_escaped(const char* fmt, ...)
 static inline void adv_escaped(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("RESULT escaped ", stdout);
-  vprintf(fmt, ap);
-  va_end(ap);
-  fputc('\n', stdout);
-  fflush(stdout);
-  _exit(1);
+  adv_result_v("escaped", 1, fmt, ap);
 }
 
 // Reports a raw syscall's return: -1 is blocked with errno, anything else escaped.
@@ -72,35 +74,26 @@ static inline __attribute__((noreturn)) void adv_report(long rc, const char* wha
   adv_escaped("%s returned %ld", what, rc);
 }
 
-// The mode argument (argv[1]), or a usage error (exit 2).
-static inline const char* adv_mode(int argc, char** argv, const char* usage) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: %s %s\n", argv[0], usage);
-    exit(2);
-  }
-  return argv[1];
-}
-
 static inline __attribute__((noreturn)) void adv_usage(char** argv, const char* usage) {
   fprintf(stderr, "usage: %s %s\n", argv[0], usage);
   exit(2);
+}
+
+// The mode argument (argv[1]), or a usage error (exit 2).
+static inline const char* adv_mode(int argc, char** argv, const char* usage) {
+  if (argc < 2) adv_usage(argv, usage);
+  return argv[1];
 }
 
 // The attempt failed without an errno: `how` names the way (MASKED, EMPTY, NONE...); exit 0.
 static inline __attribute__((noreturn)) void adv_blocked_as(const char* how, const char* fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static inline void adv_blocked_as(const char* how, const char* fmt, ...) {
-  printf("RESULT blocked %s", how);
-  if (fmt != NULL && fmt[0] != 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputc(' ', stdout);
-    vprintf(fmt, ap);
-    va_end(ap);
-  }
-  fputc('\n', stdout);
-  fflush(stdout);
-  _exit(0);
+  char tag[64];
+  snprintf(tag, sizeof tag, "blocked %s", how);
+  va_list ap;
+  va_start(ap, fmt);
+  adv_result_v(tag, 0, fmt, ap);
 }
 
 // Host-judged attempts (daemons, floods): the program did its part; the test checks the host.
@@ -109,12 +102,7 @@ static inline __attribute__((noreturn)) void adv_done(const char* fmt, ...)
 static inline void adv_done(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("RESULT done ", stdout);
-  vprintf(fmt, ap);
-  va_end(ap);
-  fputc('\n', stdout);
-  fflush(stdout);
-  _exit(0);
+  adv_result_v("done", 0, fmt, ap);
 }
 
 // Reads up to size-1 bytes of a file into buf (NUL-terminated); the count, or -errno.
