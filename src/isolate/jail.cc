@@ -519,9 +519,6 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
     if (profile.cwd().empty()) throw Error("jail: a working-directory mount without a cwd");
     plan.keep_fds.push_back(config.cwd_mount_fd);
   }
-  if (config.seccomp != nullptr && config.seccomp->notifies() && config.seccomp_socket >= 3) {
-    plan.keep_fds.push_back(config.seccomp_socket);
-  }
   std::sort(plan.keep_fds.begin(), plan.keep_fds.end());
   plan.keep_fds.erase(std::unique(plan.keep_fds.begin(), plan.keep_fds.end()), plan.keep_fds.end());
 
@@ -534,9 +531,11 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   if (config.seccomp != nullptr && !config.seccomp->empty()) {
     plan.seccomp = config.seccomp->fprog();
     if (config.seccomp->notifies()) {
-      if (config.seccomp_socket < 3) throw Error("seccomp: a notifying filter needs a socket >= 3");
-      plan.seccomp_socket = config.seccomp_socket;
-      plan.seccomp_token = config.seccomp_token;
+      if (seccomp_notif_size() > kSeccompNotifBuffer) {
+        throw Error("seccomp: this kernel's notification does not fit init's buffer");
+      }
+      plan.seccomp_listen = true;
+      plan.seccomp_log = config.seccomp->logs_allowed();
     }
   }
 
@@ -604,6 +603,11 @@ JailOutcome Jail::reap() {
   out.rusage = r.rusage;
   out.exec_ns = r.exec_ns;
   out.exit_ns = r.exit_ns;
+  out.seccomp_denied_nr = r.seccomp_denied_nr;
+  out.seccomp_denied_arch = r.seccomp_denied_arch;
+  for (int nr = 0; nr < 64 * 8; ++nr) {
+    if (r.seccomp_used[nr / 64] & (1ull << (nr % 64))) out.seccomp_used.push_back(nr);
+  }
   if (r.stage != LaunchStage::kNone) {
     out.setup_failed = true;
     out.setup_error = describe_failure(*plan_);

@@ -30,12 +30,10 @@ struct JailConfig {
   std::vector<std::string> env;  // K=V, complete
   std::string cwd;               // inside the jail; "" = the profile's cwd
   std::vector<LaunchPlan::Rlimit> rlimits;
-  int stdio[3] = {-1, -1, -1};        // host fds (not owned), dup'ed into the jail as 0, 1, 2
-  SeccompProgram* seccomp = nullptr;  // nullptr or empty: no filter
-  // For a filter that notifies (SeccompProgram::notifies): a SOCK_SEQPACKET unix socket (fd >= 3)
-  // the job sends its seccomp listener over, with `seccomp_token` as the message's 8 bytes.
-  int seccomp_socket = -1;
-  uint64_t seccomp_token = 0;
+  int stdio[3] = {-1, -1, -1};  // host fds (not owned), dup'ed into the jail as 0, 1, 2
+  // nullptr or empty: no filter. A notifying one (SeccompProgram::notifies) is served by the
+  // jail's init; JailOutcome reports what it saw.
+  SeccompProgram* seccomp = nullptr;
   // A detached tmpfs (isolate::ScratchFs, files.h) the jail's init moves onto the profile's
   // working directory instead of mounting a fresh tmpfs there; -1: a fresh tmpfs.
   int cwd_mount_fd = -1;
@@ -98,6 +96,11 @@ struct JailOutcome {
   bool killed = false;      // init died of SIGKILL (jailpool killed the jail)
   uint64_t exec_ns = 0;     // CLOCK_MONOTONIC of the successful exec (0 if none)
   uint64_t exit_ns = 0;     // CLOCK_MONOTONIC when the job's first process ended (0 if not)
+  // From init's seccomp listener: the denied call it killed the jail for (-1: none), and in
+  // learning mode the calls that ran.
+  int seccomp_denied_nr = -1;
+  uint32_t seccomp_denied_arch = 0;
+  std::vector<int> seccomp_used;
 };
 
 class Jail {

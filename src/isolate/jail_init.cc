@@ -8,10 +8,12 @@
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,29 +191,6 @@ long close_other_fds(const LaunchPlan* plan) {
   return call(SYS_close_range, next, ~0U, 0);
 }
 
-// Sends `fd` with an 8-byte message over a unix socket (SCM_RIGHTS).
-long send_fd(int sock, uint64_t token, int fd) {
-  struct iovec iov {
-    &token, sizeof token
-  };
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  *reinterpret_cast<int*>(CMSG_DATA(cmsg)) = fd;
-  long rc;
-  do {
-    rc = call(SYS_sendmsg, sock, &msg, MSG_NOSIGNAL);
-  } while (rc == -EINTR);
-  return rc < 0 ? rc : 0;
-}
-
 // The job's first process: joins the cgroups, drops everything, execs.
 int job_main(void* arg) {
   auto* plan = static_cast<LaunchPlan*>(arg);
@@ -281,27 +260,16 @@ int job_main(void* arg) {
   if ((rc = call(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0) {
     fail(plan, LaunchStage::kNoNewPrivs, rc);
   }
-  // Only 0, 1 and 2 cross into the program (the listener socket is closed below).
-  const int sock = plan->seccomp != nullptr ? plan->seccomp_socket : -1;
-  if (sock > 3 && (rc = call(SYS_close_range, 3, sock - 1, 0)) < 0) {
-    fail(plan, LaunchStage::kCloseFds, rc);
-  }
-  if ((rc = call(SYS_close_range, sock >= 3 ? sock + 1 : 3, ~0U, 0)) < 0) {
-    fail(plan, LaunchStage::kCloseFds, rc);
-  }
+  // Only 0, 1 and 2 cross into the program.
+  if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
   if (plan->seccomp != nullptr) {
-    unsigned long flags = sock >= 3 ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    unsigned long flags = plan->seccomp_listen ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
     if ((rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, plan->seccomp)) < 0) {
       fail(plan, LaunchStage::kSeccomp, rc);
     }
-    if (sock >= 3) {
-      // Hand the listener to the supervisor (the filter lets exactly this sendmsg through).
-      // Both fds are close-on-exec, so exec closes them: no close(2) that an allow-list would
-      // have to permit.
-      if ((rc = send_fd(sock, plan->seccomp_token, static_cast<int>(rc))) < 0) {
-        fail(plan, LaunchStage::kSeccomp, rc, 1);
-      }
-    }
+    // The listener (close-on-exec) is in the fd table this process shares with init until the
+    // exec, which gives the program a private copy of the table without it (CLONE_FILES).
+    if (plan->seccomp_listen) plan->report.seccomp_listener = static_cast<int>(rc);
   }
   // PATH search was resolved into candidates; report the most telling error, like execvp.
   long err = -ENOENT;
@@ -310,6 +278,78 @@ int job_main(void* arg) {
     if (rc != -ENOENT && rc != -ENOTDIR && (err == -ENOENT || err == -ENOTDIR)) err = rc;
   }
   fail(plan, LaunchStage::kExec, err);
+}
+
+// Waits for one child (`options`: 0 or WNOHANG); returns its pid, 0 (none ready) or -errno
+// (-ECHILD: none left). When it is the job, records its end and kills what it left behind
+// (daemons, setsid'd children: all are in this pid namespace).
+long reap_one(LaunchPlan* plan, long job_pid, int options) {
+  int status = 0;
+  struct rusage usage {};
+  long pid;
+  do {
+    pid = call(SYS_wait4, -1, &status, __WALL | options, &usage);
+  } while (pid == -EINTR);
+  if (pid > 0 && pid == job_pid) {
+    plan->report.exit_ns = monotonic_ns();
+    plan->report.wait_status = status;
+    plan->report.rusage = usage;
+    plan->report.job_exited = true;
+    call(SYS_kill, -1, SIGKILL);
+  }
+  return pid;
+}
+
+// One notification from the job's seccomp listener: in learning mode an allowed call, recorded
+// and let run; otherwise a denied call, recorded (the first) before the whole jail is killed.
+void handle_seccomp_notification(LaunchPlan* plan, int listener) {
+  // Zeroed, as the kernel requires, and at least its struct's size (checked by the supervisor).
+  alignas(8) unsigned char buf[kSeccompNotifBuffer];
+  for (auto& b : buf) *static_cast<volatile unsigned char*>(&b) = 0;
+  if (call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, buf) < 0) return;  // the task died
+  const auto* notif = reinterpret_cast<const struct seccomp_notif*>(buf);
+  if (plan->seccomp_log) {
+    const uint32_t nr = static_cast<uint32_t>(notif->data.nr);
+    if (nr < 64 * 8) plan->report.seccomp_used[nr / 64] |= 1ull << (nr % 64);
+    struct seccomp_notif_resp resp {};
+    resp.id = notif->id;
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    return;
+  }
+  if (plan->report.seccomp_denied_nr < 0) {
+    plan->report.seccomp_denied_nr = notif->data.nr;
+    plan->report.seccomp_denied_arch = notif->data.arch;
+  }
+  call(SYS_kill, -1, SIGKILL);  // the call never runs: its task waits in it until it dies
+}
+
+// Serves the job's seccomp listener until the job has ended (or no task uses the filter any
+// more), reaping children as they end so that orphans do not count against the pids limit.
+void serve_seccomp(LaunchPlan* plan, long job_pid, uint64_t sigchld) {
+  const int listener = plan->report.seccomp_listener;
+  const long sfd = call(SYS_signalfd4, -1, &sigchld, sizeof sigchld, SFD_NONBLOCK | SFD_CLOEXEC);
+  while (!plan->report.job_exited) {
+    struct pollfd fds[2] = {{listener, POLLIN, 0}, {static_cast<int>(sfd), POLLIN, 0}};
+    // Without a signalfd (no fd left), look for ended children every 10 ms.
+    struct timespec every {
+      0, 10000000
+    };
+    long n = call(SYS_ppoll, fds, sfd >= 0 ? 2 : 1, sfd >= 0 ? nullptr : &every, nullptr, 8);
+    if (n < 0 && n != -EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      handle_seccomp_notification(plan, listener);
+    } else if (fds[0].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+      break;  // no task uses the filter any more
+    }
+    if (sfd >= 0 && (fds[1].revents & POLLIN)) {
+      struct signalfd_siginfo info;
+      call(SYS_read, sfd, &info, sizeof info);
+    }
+    while (reap_one(plan, job_pid, WNOHANG) > 0) {
+    }
+  }
+  if (sfd >= 0) call(SYS_close, sfd);
 }
 
 }  // namespace
@@ -410,26 +450,26 @@ int jail_init_main(void* arg) {
     args.flags |= CLONE_INTO_CGROUP;
     args.cgroup = static_cast<uint64_t>(plan->into_cgroup_fd);
   }
+  uint64_t sigchld = 1ull << (SIGCHLD - 1);
+  if (plan->seccomp_listen) {
+    // The job creates the filter's listener in this fd table. SIGCHLD stays pending (blocked)
+    // for the signalfd init waits on; the job unblocks it for itself.
+    args.flags |= CLONE_FILES;
+    call(SYS_rt_sigprocmask, SIG_BLOCK, &sigchld, nullptr, sizeof sigchld);
+  }
   long job_pid = jp_clone3_call(&args, sizeof args, job_main, plan);
   if (job_pid < 0) fail(plan, LaunchStage::kCloneJob, job_pid);
   bool exec_failed = plan->report.stage != LaunchStage::kNone;
   if (!exec_failed) plan->report.exec_ns = monotonic_ns();
 
+  if (plan->seccomp_listen && plan->report.seccomp_listener >= 0) {
+    // The job's stdio was dup'ed into this shared table: not init's to keep open.
+    call(SYS_close_range, 0, 2, 0);
+    serve_seccomp(plan, job_pid, sigchld);
+  }
   // Reap everything; when the job itself ends, kill what it left behind (daemons, setsid'd
   // children: all are in this pid namespace).
-  for (;;) {
-    int status = 0;
-    struct rusage usage {};
-    long pid = call(SYS_wait4, -1, &status, __WALL, &usage);
-    if (pid == -EINTR) continue;
-    if (pid < 0) break;  // ECHILD: nothing left
-    if (pid == job_pid) {
-      plan->report.exit_ns = monotonic_ns();
-      plan->report.wait_status = status;
-      plan->report.rusage = usage;
-      plan->report.job_exited = true;
-      call(SYS_kill, -1, SIGKILL);
-    }
+  while (reap_one(plan, job_pid, 0) > 0) {
   }
   raw::exit_group(exec_failed ? 127 : 0);
 }

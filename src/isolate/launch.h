@@ -4,10 +4,12 @@
 //
 // Process tree of one job:
 //   jailpool --clone3(CLONE_VM|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS|NEWCGROUP)--> init (pid 1)
-//   init --clone3(CLONE_VM|CLONE_VFORK[|CLONE_INTO_CGROUP])--> job (pid 2) --execve--> program
+//   init --clone3(CLONE_VM|CLONE_VFORK[|CLONE_INTO_CGROUP][|CLONE_FILES|CLONE_PIDFD])--> job
+//   (pid 2) --execve--> program
 // init is there so that the program is not a pid-namespace init: the kernel ignores signals an
 // init sends itself, so raise(SIGSEGV) or `kill -SEGV $$` would not end it. init waits for
 // the job, kills whatever the job left behind, and reports (status, rusage) in LaunchReport.
+// With a notifying seccomp filter init also serves the filter's listener (see seccomp_listen).
 #pragma once
 
 #include <sys/resource.h>
@@ -78,6 +80,9 @@ enum class LaunchStage : int {
 };
 const char* describe_stage(LaunchStage stage);
 
+// init's buffer for a seccomp notification; the supervisor checks the kernel's struct fits.
+constexpr size_t kSeccompNotifBuffer = 512;
+
 // Written by init (shared memory), read by the supervisor after init has been reaped.
 struct LaunchReport {
   LaunchStage stage = LaunchStage::kNone;  // kNone: the program was exec'd
@@ -88,6 +93,11 @@ struct LaunchReport {
   struct rusage rusage {};  // of the job and its reaped descendants
   uint64_t exec_ns = 0;     // CLOCK_MONOTONIC right after the exec succeeded
   uint64_t exit_ns = 0;     // CLOCK_MONOTONIC when init saw the job exit
+  // Seccomp notifications init read from the job's listener (LaunchPlan::seccomp_listen).
+  int seccomp_listener = -1;   // its fd number in init's table (set by the job)
+  int seccomp_denied_nr = -1;  // the first denied call, for which init killed the jail
+  uint32_t seccomp_denied_arch = 0;
+  uint64_t seccomp_used[8] = {};  // learning mode: bit N = syscall N was allowed and ran
 };
 
 struct LaunchPlan {
@@ -120,11 +130,12 @@ struct LaunchPlan {
   };
   std::vector<Rlimit> rlimits;
   const sock_fprog* seccomp = nullptr;  // nullptr: no filter
-  // With a filter that notifies: installed with SECCOMP_FILTER_FLAG_NEW_LISTENER, and the
-  // listener is sent (SCM_RIGHTS, with seccomp_token as the message) over this unix socket to
-  // the supervisor, then closed. -1: no hand-over.
-  int seccomp_socket = -1;
-  uint64_t seccomp_token = 0;
+  // With a filter that notifies: the job installs it with SECCOMP_FILTER_FLAG_NEW_LISTENER,
+  // sharing init's fd table until its exec (CLONE_FILES), so that init holds the listener and
+  // serves it while it waits: a denied call is recorded and the jail killed; in learning mode
+  // (seccomp_log) every allowed call is recorded and let through. jailpool is not involved.
+  bool seccomp_listen = false;
+  bool seccomp_log = false;
   std::vector<const char*> exec_paths;  // candidates tried in order (PATH search done here)
   std::vector<char*> argv;              // null-terminated
   std::vector<char*> envp;              // null-terminated

@@ -10,8 +10,9 @@
 //
 // Naming the call. A kill with SIGSYS does not tell the supervisor which call it was. Where the
 // kernel has seccomp user notification (5.0), denied calls return SECCOMP_RET_USER_NOTIF instead:
-// the job hands the filter's listener to jailpool before exec, jailpool reads the notification
-// (syscall number and arch), kills the whole job and names the call in the result. The call
+// the jail's init holds the filter's listener (the job installs the filter sharing init's fd
+// table), reads the notification (syscall number and arch), kills the whole job and reports
+// the call, which jailpool names in the result. The call
 // never runs: the task waits in it until it dies, and were the listener gone, the call would fail
 // with ENOSYS. A job cannot take the notifications over: a second listener in its filter chain
 // is refused (EBUSY), and a filter of its own can only make the call fail sooner.
@@ -335,18 +336,11 @@ std::vector<sock_filter> export_bpf(scmp_filter_ctx ctx) {
   return insns;
 }
 
-Ctx make_ctx(uint32_t default_action, const SeccompReporting& reporting) {
+Ctx make_ctx(uint32_t default_action) {
   Ctx ctx(seccomp_init(default_action));
   if (!ctx) throw Error("libseccomp: seccomp_init failed");
   check_rc(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
            "set the bad-arch action");
-  if (default_action != SCMP_ACT_ALLOW && reporting.listener_socket_fd >= 0) {
-    // The listener's hand-over to the supervisor, the job's last step before exec. (After the
-    // exec that fd number may be a socket of the program's own: an allow-list without sendmsg
-    // still lets sendmsg through on it.)
-    add_rule(ctx.get(), SCMP_ACT_ALLOW, "sendmsg",
-             {arg32_eq(0, static_cast<uint32_t>(reporting.listener_socket_fd))});
-  }
   return ctx;
 }
 
@@ -385,6 +379,22 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
   const uint32_t denied =
       !log && reporting.name_violations ? SCMP_ACT_NOTIFY : SCMP_ACT_KILL_PROCESS;
   const bool notifies = log || reporting.name_violations;
+  // The job installs the filter before its execve and may end with exit/exit_group before the
+  // exec succeeds, while the jail's init (which serves the listener) waits for that exec
+  // (CLONE_VFORK). So these calls never notify: allowed, they run (and learning mode lists
+  // them: execve when the program started, all three whenever anything was learned); denied,
+  // they kill outright (SIGSYS, unnamed).
+  const std::set<int> never_notify = {resolve("execve"), resolve("exit"), resolve("exit_group")};
+  // (libseccomp refuses a rule with the filter's default action: those are left out.)
+  auto pin_never_notified = [&](scmp_filter_ctx ctx, uint32_t default_action, bool allow_list) {
+    if (!notifies) return;
+    for (int nr : never_notify) {
+      if (nr < 0) continue;
+      const bool runs = !deny.count(nr) && (!allow_list || allow.count(nr));
+      const uint32_t action = runs ? SCMP_ACT_ALLOW : SCMP_ACT_KILL_PROCESS;
+      if (action != default_action) add_rule(ctx, action, nr, syscall_name(nr));
+    }
+  };
 
   switch (profile.seccomp()) {
     case SECCOMP_NONE:
@@ -393,9 +403,10 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
     case SECCOMP_ALLOW_LIST: {
       // Only the named calls run; a name also in seccomp_deny stays denied. Names of calls this
       // architecture does not have were skipped, so one profile serves several architectures.
-      Ctx ctx = make_ctx(denied, reporting);
+      Ctx ctx = make_ctx(denied);
+      pin_never_notified(ctx.get(), denied, true);
       for (int nr : allow) {
-        if (deny.count(nr)) continue;
+        if (deny.count(nr) || (notifies && never_notify.count(nr))) continue;
         if (nr == socket_nr && !families.empty()) {
           // socket only for the profile's families (the rest gets the denied action).
           for (int family : families) {
@@ -406,11 +417,12 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
         }
         add_rule(ctx.get(), allowed, nr, syscall_name(nr));
       }
-      return SeccompProgram(export_bpf(ctx.get()), notifies);
+      return SeccompProgram(export_bpf(ctx.get()), notifies, log);
     }
 
     case SECCOMP_DEFAULT: {
-      Ctx ctx = make_ctx(allowed, reporting);
+      Ctx ctx = make_ctx(allowed);
+      pin_never_notified(ctx.get(), allowed, false);
       add_default_rules(ctx.get(), deny, denied, families);
       std::set<int> already;
       for (const char* name : kKilledSyscalls) already.insert(resolve(name));
@@ -421,9 +433,10 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
       // broader rule, whatever the actions) and flock's ENOLCK (add_default_rules left it out);
       // calls already killed outright keep their rule, and clone3 stays ENOSYS.
       for (int nr : deny) {
+        if (notifies && never_notify.count(nr)) continue;
         if (!already.count(nr)) add_rule(ctx.get(), denied, nr, syscall_name(nr));
       }
-      return SeccompProgram(export_bpf(ctx.get()), notifies);
+      return SeccompProgram(export_bpf(ctx.get()), notifies, log);
     }
 
     default:
@@ -444,57 +457,18 @@ bool seccomp_notify_available() {
   return available;
 }
 
-namespace {
-
-// The kernel's sizes of the notification structs, which may be larger than our headers' (newer
-// kernels append fields; the buffers given to the ioctls must be that large and zeroed).
-struct NotifSizes {
-  size_t notif = sizeof(seccomp_notif);
-  size_t resp = sizeof(seccomp_notif_resp);
-};
-const NotifSizes& notif_sizes() {
-  static const NotifSizes sizes = [] {
-    NotifSizes out;
+size_t seccomp_notif_size() {
+  // Newer kernels may append fields; the buffer given to SECCOMP_IOCTL_NOTIF_RECV must be that
+  // large and zeroed.
+  static const size_t size = [] {
     seccomp_notif_sizes kernel{};
+    size_t out = sizeof(seccomp_notif);
     if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &kernel) == 0) {
-      out.notif = std::max<size_t>(out.notif, kernel.seccomp_notif);
-      out.resp = std::max<size_t>(out.resp, kernel.seccomp_notif_resp);
+      out = std::max<size_t>(out, kernel.seccomp_notif);
     }
     return out;
   }();
-  return sizes;
-}
-
-}  // namespace
-
-bool receive_seccomp_notification(int listener, SeccompNotification* out) {
-  std::vector<unsigned char> buf(notif_sizes().notif, 0);
-  auto* notif = reinterpret_cast<seccomp_notif*>(buf.data());
-  for (;;) {
-    if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notif) == 0) break;
-    if (errno == EINTR) continue;
-    // ENOENT: the task died (or its call was interrupted) before we read it.
-    if (errno == ENOENT || errno == EAGAIN) return false;
-    throw_errno("seccomp: receive a notification");
-  }
-  out->id = notif->id;
-  out->pid = static_cast<int>(notif->pid);
-  out->nr = notif->data.nr;
-  out->arch = notif->data.arch;
-  return true;
-}
-
-bool continue_seccomp_notification(int listener, uint64_t id) {
-  std::vector<unsigned char> buf(notif_sizes().resp, 0);
-  auto* resp = reinterpret_cast<seccomp_notif_resp*>(buf.data());
-  resp->id = id;
-  resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-  for (;;) {
-    if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) == 0) return true;
-    if (errno == EINTR) continue;
-    if (errno == ENOENT) return false;
-    throw_errno("seccomp: let a notified call continue");
-  }
+  return size;
 }
 
 std::set<int> allowed_socket_families(const Profile& profile) {

@@ -16,13 +16,15 @@ namespace jailpool::isolate {
 class SeccompProgram {
  public:
   SeccompProgram() = default;
-  SeccompProgram(std::vector<sock_filter> insns, bool notifies)
-      : insns_(std::move(insns)), notifies_(notifies) {}
+  SeccompProgram(std::vector<sock_filter> insns, bool notifies, bool logs_allowed)
+      : insns_(std::move(insns)), notifies_(notifies), logs_allowed_(logs_allowed) {}
 
   bool empty() const { return insns_.empty(); }
-  // Some action is SECCOMP_RET_USER_NOTIF: install with SECCOMP_FILTER_FLAG_NEW_LISTENER and
-  // hand the listener to the supervisor.
+  // Some action is SECCOMP_RET_USER_NOTIF: install with SECCOMP_FILTER_FLAG_NEW_LISTENER; the
+  // jail's init serves the listener.
   bool notifies() const { return notifies_; }
+  // Learning mode: the notifications are allowed calls, to record and let run.
+  bool logs_allowed() const { return logs_allowed_; }
   size_t size() const { return insns_.size(); }
   // Valid while this object lives; safe to pass to seccomp(2) in a child sharing memory.
   const sock_fprog* fprog() {
@@ -34,6 +36,7 @@ class SeccompProgram {
  private:
   std::vector<sock_filter> insns_;
   bool notifies_ = false;
+  bool logs_allowed_ = false;
   sock_fprog fprog_{};
 };
 
@@ -44,16 +47,13 @@ const std::vector<std::string>& default_denied_syscalls();
 
 // How denied and allowed calls are reported.
 struct SeccompReporting {
-  // Denied calls notify the supervisor (SECCOMP_RET_USER_NOTIF) instead of killing the process,
-  // so that it can name the call and kill the whole job; the syscall never runs either way (with
-  // the listener gone it fails with ENOSYS). Foreign ABIs are still killed outright.
+  // Denied calls notify the jail's init (SECCOMP_RET_USER_NOTIF) instead of killing the process,
+  // so that it can report the call and kill the whole job; the syscall never runs either way
+  // (with the listener gone it fails with ENOSYS). Foreign ABIs are still killed outright.
   bool name_violations = false;
-  // Learning mode (jailpool run --seccomp-log): every call the policy allows notifies, and the
-  // supervisor records it and lets it continue; denied calls kill.
+  // Learning mode (jailpool run --seccomp-log): every call the policy allows notifies, and init
+  // records it and lets it continue; denied calls kill.
   bool log_allowed = false;
-  // With either: the fd the job sends its listener over, just before exec; that sendmsg is let
-  // through silently.
-  int listener_socket_fd = -1;
 };
 
 // Compiles the profile's policy (profile.seccomp, seccomp_allow, seccomp_deny) for the native
@@ -70,19 +70,10 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
 // response that learning mode needs is 5.5).
 bool seccomp_notify_available();
 
-// One notification read from a listener.
-struct SeccompNotification {
-  uint64_t id = 0;
-  int pid = 0;        // in the listener reader's pid namespace
-  int nr = 0;         // syscall number
-  uint32_t arch = 0;  // AUDIT_ARCH_*
-};
 // AUDIT_ARCH_* of the native ABI (as in seccomp_data.arch).
 uint32_t native_audit_arch();
-// Reads one pending notification; false when there was none or its task died meanwhile.
-bool receive_seccomp_notification(int listener, SeccompNotification* out);
-// Lets the notified call run (SECCOMP_USER_NOTIF_FLAG_CONTINUE). False when the task is gone.
-bool continue_seccomp_notification(int listener, uint64_t id);
+// The kernel's size of struct seccomp_notif (SECCOMP_GET_NOTIF_SIZES; at least our header's).
+size_t seccomp_notif_size();
 
 // The AF_* number of an address family name as in Profile.socket_families ("unix", "inet",
 // "inet6", "netlink", ...), or -1; and the names known, for error messages.

@@ -45,9 +45,7 @@ enum TokenKind : uint64_t {
   kCpu = 5,
   kRmdir = 6,
   kRmdirRetry = 7,
-  kWake = 8,            // the submission queue has jobs (or was closed)
-  kSeccompSocket = 9,   // a job's seccomp listener arrived
-  kSeccompNotify = 10,  // a job's seccomp listener has a notification
+  kWake = 8,  // the submission queue has jobs (or was closed)
 };
 uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -157,9 +155,8 @@ struct Executor::Running {
   OutputPipe out[2];
   // The working directory of a job with copy_in/copy_out: alive until its files are collected.
   std::optional<isolate::ScratchFs> scratch;
-  UniqueFd seccomp_listener;
   bool seccomp_log = false;
-  std::string seccomp_syscall;          // the denied call the listener reported
+  std::string seccomp_syscall;          // the denied call the jail's init reported
   std::set<std::string> syscalls_used;  // seccomp_log
   VerdictFacts::Kill killed_for = VerdictFacts::Kill::kNone;
   uint64_t request_ns = 0;
@@ -228,29 +225,10 @@ Executor::Executor(ExecutorOptions options)
   }
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
-  if (isolate::seccomp_notify_available()) {
-    // Jobs send their seccomp listeners here. Both ends above 2: the jail keeps the sending one
-    // in the job until its last step, after stdio has been dup'ed onto 0, 1 and 2.
-    int fds[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
-      throw_errno("socketpair for seccomp listeners");
-    }
-    for (int& fd : fds) {
-      if (fd < 3) {
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        ::close(fd);
-        fd = high;
-      }
-    }
-    if (fds[0] < 0 || fds[1] < 0) throw_errno("dup the seccomp listener socket");
-    seccomp_recv_ = fds[0];
-    seccomp_send_ = fds[1];
-  }
+  seccomp_notify_ = isolate::seccomp_notify_available();
 }
 
 Executor::~Executor() {
-  if (seccomp_recv_ >= 0) ::close(seccomp_recv_);
-  if (seccomp_send_ >= 0) ::close(seccomp_send_);
   templates_.reset();
   cgroup_pool_.reset();
   if (cgroups_) cgroups_->remove_parent_if_empty();
@@ -373,18 +351,15 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     config.cwd = spec.cwd();
     config.rlimits = job_rlimits(r.limits);
     isolate::SeccompReporting reporting;
-    reporting.name_violations = seccomp_send_ >= 0 && !profile.seccomp_unnamed_kill();
+    reporting.name_violations = seccomp_notify_ && !profile.seccomp_unnamed_kill();
     reporting.log_allowed = spec.seccomp_log();
-    reporting.listener_socket_fd = seccomp_send_;
-    if (spec.seccomp_log() && seccomp_send_ < 0) {
+    if (spec.seccomp_log() && !seccomp_notify_) {
       throw ConfigError("seccomp_log", "needs seccomp user notification (Linux 5.5)");
     }
     isolate::SeccompProgram* seccomp = seccomp_cache_->get(&profile, reporting);
     r.seccomp_enabled = !seccomp->empty();
     r.seccomp_log = spec.seccomp_log();
     config.seccomp = seccomp;
-    config.seccomp_socket = seccomp_send_;
-    config.seccomp_token = r.serial;
     if (spec.copy_in_size() > 0 || spec.copy_out_size() > 0) {
       // The working directory with the job's input files, before check_program: the program
       // may be one of them (in memory only: dropped with the fd if the job does not start).
@@ -551,6 +526,19 @@ void Executor::finish_job(Running& r) {
   isolate::CgroupStats stats = r.cgroup->read_stats();
 
   JobResult& res = r.result;
+  if (outcome.seccomp_denied_nr >= 0 && r.killed_for == VerdictFacts::Kill::kNone) {
+    // The jail's init read a denied call from the listener and killed the jail.
+    r.killed_for = VerdictFacts::Kill::kSeccomp;
+    r.seccomp_syscall = isolate::syscall_name(outcome.seccomp_denied_nr);
+    if (outcome.seccomp_denied_arch != isolate::native_audit_arch()) {
+      r.seccomp_syscall += fmt::format(" (arch {:#x})", outcome.seccomp_denied_arch);
+    }
+  }
+  for (int nr : outcome.seccomp_used) r.syscalls_used.insert(isolate::syscall_name(nr));
+  if (r.seccomp_log && !outcome.setup_failed && outcome.exec_ns != 0) {
+    // Never notified (see compile_seccomp), but a program that started used them.
+    for (const char* name : {"execve", "exit", "exit_group"}) r.syscalls_used.insert(name);
+  }
   VerdictFacts facts;
   facts.setup_failed = outcome.setup_failed;
   facts.killed_for = r.killed_for;
@@ -655,7 +643,6 @@ void Executor::finish_job(Running& r) {
     r.scratch.reset();
   }
   for (const std::string& name : r.syscalls_used) res.add_syscalls_used(name);
-  r.seccomp_listener.reset();
   r.jail.reset();
   r.finished = true;
 }
@@ -758,10 +745,6 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       }
     }
     if (running.empty() && (source_done || stop != 0) && rmdirs.empty()) break;
-    if (seccomp_recv_ >= 0 && !seccomp_recv_armed_) {
-      loop_->watch_readable(seccomp_recv_, make_token(0, kSeccompSocket));
-      seccomp_recv_armed_ = true;
-    }
 
     completions.clear();
     loop_->wait(completions, stop != 0 ? 100 : -1);
@@ -771,18 +754,6 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       if (kind == kWake) {
         wake_armed = false;
         if (on_wake) on_wake();
-        continue;
-      }
-      if (kind == kSeccompSocket) {
-        seccomp_recv_armed_ = false;
-        receive_seccomp_listeners([&](uint64_t job_serial, int fd) {
-          UniqueFd listener(fd);
-          auto it = by_serial.find(job_serial);
-          if (it == by_serial.end() || it->second->finished) return;  // ended meanwhile
-          Running& job = *it->second;
-          job.seccomp_listener = std::move(listener);
-          loop_->watch_readable(job.seccomp_listener.get(), make_token(job_serial, kSeccompNotify));
-        });
         continue;
       }
       if (kind == kRmdir || kind == kRmdirRetry) {
@@ -863,29 +834,6 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             }
             break;
           }
-          case kSeccompNotify: {
-            if (!r.seccomp_listener || c.result < 0 || !(c.result & POLLIN)) break;  // hung up
-            isolate::SeccompNotification n;
-            bool more = true;
-            if (isolate::receive_seccomp_notification(r.seccomp_listener.get(), &n)) {
-              std::string name = isolate::syscall_name(n.nr);
-              if (n.arch != isolate::native_audit_arch())
-                name += fmt::format(" (arch {:#x})", n.arch);
-              if (r.seccomp_log) {
-                // Learning mode: an allowed call; note it and let it run.
-                r.syscalls_used.insert(name);
-                isolate::continue_seccomp_notification(r.seccomp_listener.get(), n.id);
-              } else if (r.killed_for == VerdictFacts::Kill::kNone) {
-                // A denied call: the task waits in it until the whole job is killed.
-                r.seccomp_syscall = name;
-                r.killed_for = VerdictFacts::Kill::kSeccomp;
-                r.jail->kill();
-                more = false;
-              }
-            }
-            if (more) loop_->watch_readable(r.seccomp_listener.get(), c.token);
-            break;
-          }
           case kExit:
             finish_job(r);
             break;
@@ -917,37 +865,6 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
       }
     }
-  }
-}
-
-void Executor::receive_seccomp_listeners(const std::function<void(uint64_t, int)>& take) {
-  for (;;) {
-    uint64_t token = 0;
-    struct iovec iov {
-      &token, sizeof token
-    };
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(seccomp_recv_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return;  // EAGAIN: all taken
-    int fd = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-          c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-      }
-    }
-    if (fd < 0) continue;
-    if (n != sizeof token) {
-      ::close(fd);
-      continue;
-    }
-    take(token, fd);
   }
 }
 

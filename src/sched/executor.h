@@ -15,7 +15,7 @@
 namespace jailpool::isolate {
 class CgroupSystem;
 struct PerfSupport;
-}
+}  // namespace jailpool::isolate
 namespace jailpool::sched {
 class SubmissionQueue;
 }
@@ -93,12 +93,9 @@ class Executor {
   std::unique_ptr<SeccompCache> seccomp_cache_;
   // Perf counters of the jobs' cgroups (instructions, cycles), probed at the first job.
   std::unique_ptr<isolate::PerfSupport> perf_support_;
-  // Jobs' seccomp listeners arrive here (see isolate::JailConfig::seccomp_socket); invalid where
-  // the kernel has no seccomp user notification (denied calls then kill with SIGSYS, unnamed).
-  int seccomp_recv_ = -1;
-  int seccomp_send_ = -1;
-  bool seccomp_recv_armed_ = false;
-  void receive_seccomp_listeners(const std::function<void(uint64_t, int)>& take);
+  // Seccomp user notification works: denied calls are named (by the jails' inits) and
+  // seccomp_log is possible.
+  bool seccomp_notify_ = false;
 };
 
 // The status a job's facts give (pure function, unit-tested).
