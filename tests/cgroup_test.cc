@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "pool/cgroup_pool.h"
 #include "test_support.h"
 
 namespace jailpool::isolate {
@@ -615,6 +616,49 @@ TEST_F(CgroupTest, CloneIntoCgroupPlacesTheChild) {
   ChildGuard child2(pid);
   status = child2.wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
+// The pool writes the last job's memory and pids limits into the cgroups it prepares; a job
+// with other limits, or none, must never run under them.
+TEST_F(CgroupTest, PoolPrewrittenLimitsNeverLeakToAJobWithOthers) {
+  pool::CgroupPool pool(*system_, "pooltest-", 2);
+  // The memory and pids limits a job's cgroup has ("max" when none), read from its
+  // directories, which are then removed.
+  auto limits_of = [](std::unique_ptr<JobCgroup> job) {
+    std::pair<std::string, std::string> out{"?", "?"};
+    auto normalize = [](std::string v) {
+      if (!v.empty() && v.back() == '\n') v.pop_back();
+      if (v != "max" && v.size() >= 19) v = "max";  // v1: 9223372036854771712
+      return v;
+    };
+    const std::vector<std::string> dirs = job->release_dirs();
+    for (const std::string& dir : dirs) {
+      for (const char* f : {"memory.limit_in_bytes", "memory.max"}) {
+        if (fs::exists(dir + "/" + f)) out.first = normalize(read_file(dir + "/" + f));
+      }
+      if (fs::exists(dir + "/pids.max")) out.second = normalize(read_file(dir + "/pids.max"));
+    }
+    for (const std::string& dir : dirs) ::rmdir(dir.c_str());
+    return out;
+  };
+  const CgroupLimits limited{.memory_bytes = 32 * kMiB, .pids = 8};
+  const std::pair<std::string, std::string> limited_text{"33554432", "8"};
+  const std::pair<std::string, std::string> none{"max", "max"};
+  // Each acquire after a pause takes a cgroup the filler prepared with the previous limits.
+  std::vector<std::pair<CgroupLimits, std::pair<std::string, std::string>>> sequence = {
+      {limited, limited_text},
+      {limited, limited_text},
+      {{}, none},
+      {limited, limited_text},
+      {{.memory_bytes = 16 * kMiB}, {"16777216", "max"}},
+      {{.pids = 8}, {"max", "8"}},
+      {{}, none}};
+  for (size_t i = 0; i < sequence.size(); ++i) {
+    std::this_thread::sleep_for(300ms);  // the filler refills
+    auto job = pool.acquire(sequence[i].first);
+    EXPECT_EQ(limits_of(std::move(job)), sequence[i].second) << "acquire " << i;
+  }
+  EXPECT_GE(pool.hits(), 1u);
 }
 
 }  // namespace

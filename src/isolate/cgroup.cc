@@ -544,10 +544,7 @@ void JobCgroupImpl::set_limits(const CgroupLimits& limits) {
     // kernel.md trap 3), and there is no swap to limit anyway.
     write_file(path_join(mem_path_, "memory.limit_in_bytes"),
                fmt::format("{}", *limits.memory_bytes));
-    // Where the host has swap, keep the job's anonymous memory out of it: at the limit the job
-    // is OOM-killed instead of being swapped past it.
-    std::string swappiness = path_join(mem_path_, "memory.swappiness");
-    if (UniqueFd fd = open_optional(swappiness, O_WRONLY)) write_fd(fd.get(), "0", swappiness);
+    // memory.swappiness 0 comes from jailpool's parent (see CgroupSystemImpl).
   }
   if (limits.pids) write_file(path_join(pids_path_, "pids.max"), fmt::format("{}", *limits.pids));
   if (!limits.cpuset_cpus.empty()) set_cpuset(limits.cpuset_cpus);
@@ -891,6 +888,11 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
     h->memory = true;
     layout_.memory = Source::kV1;
     mem_parent = h->parent_dir;
+    // Where the host has swap, keep jobs' anonymous memory out of it: at the limit a job is
+    // OOM-killed instead of being swapped past it. A v1 memory cgroup takes its parent's
+    // swappiness when it is made, so jailpool's parent is set once for all jobs.
+    std::string swappiness = path_join(mem_parent, "memory.swappiness");
+    if (UniqueFd fd = open_optional(swappiness, O_WRONLY)) write_fd(fd.get(), "0", swappiness);
   }
   if (v2_pids) {
     layout_.pids = Source::kV2;

@@ -1,6 +1,8 @@
 // Pre-created job cgroups: a background thread keeps a few fresh cgroups ready (directories
-// made, control files open), so that a job's start does not wait for mkdir. Each is used by one
-// job and then removed (a cgroup is never reused: its peak and page cache cannot be reset).
+// made, control files open, and the memory and pids limits of the last job written, as the
+// next job most often has the same), so that a job's start does not wait for mkdir. Each is
+// used by one job and then removed (a cgroup is never reused: its peak and page cache cannot be
+// reset).
 #pragma once
 
 #include <condition_variable>
@@ -10,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "isolate/cgroup.h"
 
@@ -30,6 +33,10 @@ class CgroupPool {
   size_t misses() const { return misses_; }
 
  private:
+  struct Ready {
+    std::unique_ptr<isolate::JobCgroup> cgroup;
+    isolate::CgroupLimits written;  // memory and pids only
+  };
   void fill();
   std::string next_name();
 
@@ -38,7 +45,10 @@ class CgroupPool {
   size_t target_;
   std::mutex mutex_;
   std::condition_variable wanted_;
-  std::deque<std::unique_ptr<isolate::JobCgroup>> ready_;
+  std::deque<Ready> ready_;
+  isolate::CgroupLimits predicted_;  // memory and pids limits of the last acquire
+  // Ready cgroups whose written limits the job did not want: the filler removes them.
+  std::vector<std::unique_ptr<isolate::JobCgroup>> unwanted_;
   size_t counter_ = 0;
   bool stopping_ = false;
   size_t hits_ = 0, misses_ = 0;

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -226,6 +227,8 @@ Executor::Executor(ExecutorOptions options)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
   seccomp_notify_ = isolate::seccomp_notify_available();
+  dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!dev_null_) throw_errno("open /dev/null");
 }
 
 Executor::~Executor() {
@@ -242,12 +245,19 @@ namespace {
 
 std::vector<isolate::LaunchPlan::Rlimit> job_rlimits(const Limits& limits) {
   std::vector<isolate::LaunchPlan::Rlimit> out;
+  // Root here may lack CAP_SYS_RESOURCE: never ask for more than jailpool's own hard limits
+  // (read once: jailpool never changes them).
+  static const std::array<rlim_t, RLIM_NLIMITS> hard = [] {
+    std::array<rlim_t, RLIM_NLIMITS> out{};
+    for (int r = 0; r < RLIM_NLIMITS; ++r) {
+      rlimit current{};
+      out[r] = getrlimit(r, &current) == 0 ? current.rlim_max : RLIM_INFINITY;
+    }
+    return out;
+  }();
   auto add = [&](int resource, uint64_t value) {
-    // Root here may lack CAP_SYS_RESOURCE: never ask for more than the current hard limit.
-    rlimit current{};
-    getrlimit(resource, &current);
     rlim_t v = value;
-    if (current.rlim_max != RLIM_INFINITY && v > current.rlim_max) v = current.rlim_max;
+    if (hard[resource] != RLIM_INFINITY && v > hard[resource]) v = hard[resource];
     out.push_back({resource, {v, v}});
   };
   add(RLIMIT_CORE, 0);
@@ -381,11 +391,10 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       int fd = fcntl(options_.inherit_fds[0], F_DUPFD_CLOEXEC, 3);
       if (fd < 0) throw_errno("dup stdin");
       in.reset(fd);
-    } else {
-      in = open_host_file("/dev/null", O_RDONLY, "stdin");
     }
-    config.stdio[0] = in.get();
-    r.job_side_fds.push_back(std::move(in));
+    // Else /dev/null: one fd for every job.
+    config.stdio[0] = in ? in.get() : dev_null_.get();
+    if (in) r.job_side_fds.push_back(std::move(in));
     for (int i = 0; i < 2; ++i) {
       const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();
       const char* field = i == 0 ? "stdout" : "stderr";

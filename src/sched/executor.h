@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "common/unique_fd.h"
 #include "jailpool.pb.h"
 #include "sched/event_loop.h"
 
@@ -96,6 +97,7 @@ class Executor {
   // Seccomp user notification works: denied calls are named (by the jails' inits) and
   // seccomp_log is possible.
   bool seccomp_notify_ = false;
+  UniqueFd dev_null_;  // every job's stdin unless it names one
 };
 
 // The status a job's facts give (pure function, unit-tested).
