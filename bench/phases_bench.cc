@@ -91,7 +91,8 @@ struct Env {
     for (const std::string& dir : dirs) {
       while (::rmdir(dir.c_str()) < 0) {
         if (errno == ENOENT) break;
-        if (errno != EBUSY || std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(100))
+        if (errno != EBUSY ||
+            std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(100))
           throw_errno("rmdir " + dir);
         ++rmdir_busy_retries;
         std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -268,17 +269,20 @@ void run_jail_bench(benchmark::State& state, bool pooled) {
         break;
       }
     }
-    state.counters["rmdir_busy_retries"] =
-        static_cast<double>(e.rmdir_busy_retries - retries0);
+    state.counters["rmdir_busy_retries"] = static_cast<double>(e.rmdir_busy_retries - retries0);
   } catch (const std::exception& ex) {
     state.SkipWithError(ex.what());
   }
 }
 
-void BM_JailPooled(benchmark::State& state) { run_jail_bench(state, true); }
+void BM_JailPooled(benchmark::State& state) {
+  run_jail_bench(state, true);
+}
 BENCHMARK(BM_JailPooled)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-void BM_JailFresh(benchmark::State& state) { run_jail_bench(state, false); }
+void BM_JailFresh(benchmark::State& state) {
+  run_jail_bench(state, false);
+}
 BENCHMARK(BM_JailFresh)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // --- seccomp ------------------------------------------------------------------------------------
@@ -329,8 +333,8 @@ BENCHMARK(BM_SeccompInstall)->Unit(benchmark::kMicrosecond)->UseManualTime();
 // --- event loop ---------------------------------------------------------------------------------
 
 std::unique_ptr<sched::EventLoop> make_loop(benchmark::State& state) {
-  auto backend = state.range(0) == 0 ? sched::EventLoop::Backend::kUring
-                                     : sched::EventLoop::Backend::kPoll;
+  auto backend =
+      state.range(0) == 0 ? sched::EventLoop::Backend::kUring : sched::EventLoop::Backend::kPoll;
   auto loop = sched::EventLoop::create(backend);
   state.SetLabel(loop->name());
   return loop;
@@ -392,6 +396,26 @@ void BM_AsyncRmdir(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_AsyncRmdir)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseManualTime();
+
+// The per-job JSON Lines work of `batch`: parsing a job line and printing a full result
+// (protobuf's json_util, as the front end does).
+void BM_JobJsonParse(benchmark::State& state) {
+  const std::string line =
+      R"({"id":"j1","argv":["/bench/noop","x"],"limits":{"cpu_time_ms":1000,"memory_bytes":"268435456"}})";
+  for (auto _ : state) benchmark::DoNotOptimize(parse_job_json(line, "line 1"));
+}
+BENCHMARK(BM_JobJsonParse)->Unit(benchmark::kMicrosecond);
+
+void BM_ResultJsonPrint(benchmark::State& state) {
+  JobResult result;
+  result.set_id("j1");
+  result.set_status(OK);
+  result.set_cpu_time_us(1234);
+  result.set_memory_peak_bytes(262144);
+  result.set_stdout("hello\n");
+  for (auto _ : state) benchmark::DoNotOptimize(result_to_json(result));
+}
+BENCHMARK(BM_ResultJsonPrint)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
