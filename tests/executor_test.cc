@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -96,6 +97,15 @@ TEST_F(ExecutorTest, ExitZeroIsOk) {
   EXPECT_EQ(r.exit_code(), 0);
   EXPECT_EQ(r.signal(), 0);
   EXPECT_EQ(r.id(), "executor-test");
+}
+
+// The event loop may run as SCHED_FIFO (ExecutorOptions::realtime_loop); what it clones never
+// does: field 41 of /proc/self/stat is the policy (0: SCHED_OTHER), here of the job's `cut`.
+TEST_F(ExecutorTest, JobsRunAsSchedOtherWhateverTheLoop) {
+  JobResult r = run(job({"/bin/sh", "-c", "cut -d' ' -f41 /proc/self/stat"}));
+  ASSERT_EQ(r.status(), OK) << describe(r);
+  EXPECT_EQ(r.stdout(), "0\n") << describe(r);
+  EXPECT_EQ(sched_getscheduler(0) & ~SCHED_RESET_ON_FORK, SCHED_OTHER) << "not restored";
 }
 
 TEST_F(ExecutorTest, NonzeroExitCode) {

@@ -66,6 +66,44 @@ TEST_F(PrecisionTest, CpuLimitOvershootIsSmallForOneAndFourThreads) {
   }
 }
 
+// A CPU-limit kill is a TIME_LIMIT_EXCEEDED verdict: the reported CPU must have reached the
+// limit, for every run (the limit's clock and the reported one are combined with a margin, see
+// sched/cpu_limit.h; a kill on the task-clock alone once ended a job at 299.0 ms of 300).
+TEST_F(PrecisionTest, CpuLimitNeverKillsBeforeTheLimit) {
+  unsigned runs = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    for (const char* threads : {"1", "2", "4"}) {
+      for (uint64_t limit_ms : {20u, 35u, 50u, 80u, 120u}) {
+        Limits limits;
+        limits.set_cpu_time_ms(limit_ms);
+        JobResult r = run({in_jail("burn_cpu"), "forever", threads}, limits);
+        ASSERT_EQ(r.status(), TIME_LIMIT_EXCEEDED) << describe(r);
+        EXPECT_GE(r.cpu_time_us(), limit_ms * 1000)
+            << "killed before its limit: " << threads << " thread(s), limit " << limit_ms
+            << " ms, run " << rep << ": " << describe(r);
+        EXPECT_LT(r.cpu_time_us(), limit_ms * 1000 + 50000) << describe(r);
+        ++runs;
+      }
+    }
+  }
+  EXPECT_EQ(runs, 45u);
+}
+
+// The other side: a job that stops a little under its limit is never killed (its reported CPU
+// is its own clock plus ~1 ms of exec and exit).
+TEST_F(PrecisionTest, CpuLimitSparesAJobThatStopsUnderIt) {
+  for (const char* threads : {"1", "4"}) {
+    for (uint64_t work_ms : {40u, 150u}) {
+      Limits limits;
+      limits.set_cpu_time_ms(work_ms + 15);
+      JobResult r = run({in_jail("burn_cpu"), std::to_string(work_ms), threads}, limits);
+      ASSERT_EQ(r.status(), OK) << threads << " thread(s), " << work_ms << " ms of work under "
+                                << work_ms + 15 << ": " << describe(r);
+      EXPECT_LT(r.cpu_time_us(), (work_ms + 15) * 1000) << describe(r);
+    }
+  }
+}
+
 TEST_F(PrecisionTest, ReportedCpuMatchesTheProgramsOwnClock) {
   JobResult one = run({in_jail("burn_cpu"), "200", "1"});
   ASSERT_EQ(one.status(), OK) << describe(one);

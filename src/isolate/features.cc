@@ -67,6 +67,10 @@ std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
   add("perf hardware", false, perf.hardware,
       perf.hardware ? perf.hardware_detail
                     : "instructions/cycles unavailable: " + perf.hardware_detail);
+  add("cpu-limit task-clock", false, perf.cpu_clock,
+      perf.cpu_clock
+          ? "CPU limits kill within ~1-2 ms: " + perf.cpu_clock_detail
+          : "fallback: CPU limits kill up to a tick per CPU late: " + perf.cpu_clock_detail);
 
   io_uring_probe* probe = io_uring_get_probe();
   bool uring = probe != nullptr;

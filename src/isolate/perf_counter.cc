@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common/error.h"
@@ -69,18 +70,19 @@ std::string why_hardware_unavailable(int err) {
 
 }  // namespace
 
-PerfSupport probe_perf(const std::string& cgroup_dir) {
-  PerfSupport out;
+namespace {
+
+void probe_hardware(const std::string& cgroup_dir, PerfSupport& out) {
   // A counter on this thread says whether there is a PMU at all.
   perf_event_attr hw = make_attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);
   hw.disabled = 1;
   if (UniqueFd fd(perf_open(hw, 0, -1, 0)); !fd) {
     out.hardware_detail = why_hardware_unavailable(errno);
-    return out;
+    return;
   }
   if (cgroup_dir.empty()) {
     out.hardware_detail = "no cgroup2 hierarchy (counters of the whole tree need one)";
-    return out;
+    return;
   }
   try {
     JobPerfCounters probe(cgroup_dir);
@@ -89,7 +91,82 @@ PerfSupport probe_perf(const std::string& cgroup_dir) {
   } catch (const Error& e) {
     out.hardware_detail = e.what();
   }
+}
+
+void probe_cpu_clock(const std::string& cgroup_dir, PerfSupport& out) {
+  if (cgroup_dir.empty()) {
+    out.cpu_clock_detail = "no cgroup2 hierarchy (the task-clock of a cgroup needs one)";
+    return;
+  }
+  if (uint64_t steal = system_steal_ticks(); steal > 0) {
+    out.cpu_clock_detail = fmt::format(
+        "the kernel accounts steal time ({} ticks since boot), which the task-clock "
+        "counts and the cgroup's usage does not",
+        steal);
+    return;
+  }
+  try {
+    JobCpuClock probe(cgroup_dir);
+    probe.read_us();
+    out.cpu_clock = true;
+    out.cpu_clock_detail = "task-clock of the job's cgroup on every CPU";
+  } catch (const Error& e) {
+    out.cpu_clock_detail = e.what();
+  }
+}
+
+}  // namespace
+
+PerfSupport probe_perf(const std::string& cgroup_dir) {
+  PerfSupport out;
+  probe_hardware(cgroup_dir, out);
+  probe_cpu_clock(cgroup_dir, out);
   return out;
+}
+
+uint64_t system_steal_ticks() {
+  UniqueFd fd(::open("/proc/stat", O_RDONLY | O_CLOEXEC));
+  if (!fd) return 0;
+  char buf[512];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+  unsigned long long v[8] = {};
+  if (std::sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                  &v[4], &v[5], &v[6], &v[7]) != 8) {
+    return 0;
+  }
+  return v[7];
+}
+
+JobCpuClock::JobCpuClock(const std::string& cgroup_dir) {
+  UniqueFd dir = open_dir(cgroup_dir);
+  for (int cpu : online_cpus()) {
+    perf_event_attr attr{};
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_TASK_CLOCK;
+    int fd = perf_open(attr, dir.get(), cpu, PERF_FLAG_PID_CGROUP);
+    if (fd < 0) {
+      throw_errno(fmt::format("perf_event_open(task-clock of the job's cgroup, cpu {})", cpu));
+    }
+    fds_.emplace_back(fd);
+  }
+}
+
+uint64_t JobCpuClock::read_us() const {
+  uint64_t total_ns = 0;
+  for (const UniqueFd& fd : fds_) {
+    uint64_t v = 0;
+    ssize_t n;
+    do {
+      n = ::read(fd.get(), &v, sizeof v);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof v)) throw_errno("read of the job's task-clock");
+    total_ns += v;
+  }
+  return total_ns / 1000;
 }
 
 JobPerfCounters::JobPerfCounters(const std::string& cgroup_dir) {

@@ -9,9 +9,13 @@
 // cgroup counter exists before the job does. The v2 perf_event controller is implicit (every
 // cgroup2 hierarchy, 4.11+) unless it is bound to a v1 hierarchy.
 //
-// Not for the CPU limit: a software task-clock on the cgroup counts time while scheduled,
-// including steal and irq time that the scheduler's accounting (cpu.stat, the reported CPU)
-// leaves out, so it runs ahead of the reported CPU (measured: >1 ms per 300 ms under load here).
+// JobCpuClock is the same kind of counter in software: the cgroup's task-clock, the time its
+// tasks spent on each CPU, exact at the moment it is read (a read of a CPU the job runs on
+// interrupts that CPU). It is not the clock the result reports (the cgroup's usage, which the
+// kernel charges only at ticks and context switches) and drifts from it: it also counts steal
+// and irq time that the scheduler's accounting leaves out, and gains or loses a few µs per
+// context switch. The CPU limit (sched/cpu_limit.h) uses it only for what it adds between two
+// moments, never alone.
 #pragma once
 
 #include <cstdint>
@@ -25,11 +29,33 @@ namespace jailpool::isolate {
 struct PerfSupport {
   bool hardware = false;        // instructions and cycles of a cgroup can be counted
   std::string hardware_detail;  // how, or why not (one line)
+  // The cgroup's task-clock can serve the CPU limit: it opens, and the kernel accounts no steal
+  // time (a steal clock makes the task-clock run ahead of the cgroup's usage by whatever the
+  // host steals, without bound).
+  bool cpu_clock = false;
+  std::string cpu_clock_detail;  // how, or why not (one line)
 };
 
 // Probes by opening (and closing) a counter on this thread, then on `cgroup_dir` (a v2 cgroup
 // directory; "" when there is none).
 PerfSupport probe_perf(const std::string& cgroup_dir);
+
+// The steal time the kernel has accounted since boot, in USER_HZ ticks (the steal column of
+// /proc/stat's cpu line; 0 without a paravirt steal clock, or when it cannot be read).
+uint64_t system_steal_ticks();
+
+class JobCpuClock {
+ public:
+  // Opens a software task-clock counter of the cgroup on every online CPU (it counts from now).
+  // Throws SysError naming the CPU.
+  explicit JobCpuClock(const std::string& cgroup_dir);
+
+  // The total over the CPUs in µs. Throws SysError when a counter cannot be read.
+  uint64_t read_us() const;
+
+ private:
+  std::vector<UniqueFd> fds_;
+};
 
 class JobPerfCounters {
  public:

@@ -35,6 +35,10 @@ struct ExecutorOptions {
   int inherit_fds[3] = {0, 1, 2};
   // Start jobs from pooled templates (jobs with extra binds still get a fresh jail).
   bool use_pool = false;
+  // Run the event loop's thread as SCHED_FIFO (priority 1, reset on fork: the jails it clones
+  // stay SCHED_OTHER) while it runs, where the kernel allows it: its timers must fire on time
+  // even when jobs burn every CPU (see run_loop).
+  bool realtime_loop = true;
 };
 
 struct JobRequest {
