@@ -167,6 +167,17 @@ TEST_F(ExecutorTest, WallTimeLimit) {
   EXPECT_LT(r.cpu_time_us(), 100000u) << describe(r);
 }
 
+// A job that stopped itself is still ended at its wall limit, and its reported wall time ends
+// at the kill, not when the jail's teardown finished.
+TEST_F(ExecutorTest, StoppedJobIsKilledAtItsWallLimit) {
+  JobSpec spec = job({"/bin/sh", "-c", "kill -STOP $$"});
+  spec.mutable_limits()->set_wall_time_ms(200);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), WALL_TIME_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_GE(r.wall_time_us(), 200000u) << describe(r);
+  EXPECT_LT(r.wall_time_us(), 200000u + 50000u) << describe(r);
+}
+
 TEST_F(ExecutorTest, MemoryLimit) {
   JobSpec spec = job({in_jail("touch_memory"), "128"});
   spec.mutable_limits()->set_memory_bytes(64 * kMiB);

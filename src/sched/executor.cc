@@ -161,6 +161,7 @@ struct Executor::Running {
   std::string seccomp_syscall;          // the denied call the jail's init reported
   std::set<std::string> syscalls_used;  // seccomp_log
   VerdictFacts::Kill killed_for = VerdictFacts::Kill::kNone;
+  uint64_t kill_ns = 0;  // CLOCK_MONOTONIC of jailpool's kill (0: none)
   uint64_t request_ns = 0;
   bool finished = false;
   bool seccomp_enabled = false;
@@ -582,6 +583,9 @@ void Executor::finish_job(Running& r) {
   res.set_cpu_sys_us(stats.cpu_sys_usec);
   uint64_t exec_ns = outcome.exec_ns;
   uint64_t end_ns = outcome.exit_ns ? outcome.exit_ns : reaped_ns;
+  // A job jailpool killed ran until the kill (SIGKILL takes a running task at its next entry
+  // into the kernel, within µs); the jail's teardown after it is not the job's time.
+  if (r.kill_ns != 0 && r.kill_ns < end_ns) end_ns = r.kill_ns;
   if (exec_ns != 0 && end_ns > exec_ns) res.set_wall_time_us((end_ns - exec_ns) / 1000);
   if (stats.memory_peak_bytes) {
     res.set_memory_peak_bytes(*stats.memory_peak_bytes);
@@ -758,6 +762,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       for (auto& r : running) {
         if (!r->finished && r->jail && r->killed_for == VerdictFacts::Kill::kNone) {
           r->killed_for = VerdictFacts::Kill::kInterrupted;
+          r->kill_ns = monotonic_now_ns();
           r->jail->kill();
         }
       }
@@ -840,6 +845,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             bool more = drain(pipe, output_limit, &over);
             if (over && r.killed_for == VerdictFacts::Kill::kNone) {
               r.killed_for = VerdictFacts::Kill::kOutput;
+              r.kill_ns = monotonic_now_ns();
               r.jail->kill();
             }
             if (more) {
@@ -858,6 +864,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
               loop_->timer_at(exec + limit_ns, c.token);
             } else if (r.killed_for == VerdictFacts::Kill::kNone) {
               r.killed_for = VerdictFacts::Kill::kWallTime;
+              r.kill_ns = monotonic_now_ns();
               r.jail->kill();
             }
             break;
@@ -870,6 +877,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             if (check.kill) {
               if (r.killed_for == VerdictFacts::Kill::kNone) {
                 r.killed_for = VerdictFacts::Kill::kCpuTime;
+                r.kill_ns = monotonic_now_ns();
                 // Every task of the tree at once (cgroup.kill), not after its init's death:
                 // a tree burning N CPUs overshoots N times the kill's latency.
                 r.cgroup->kill_all();
