@@ -31,19 +31,15 @@ int perf_open(perf_event_attr& attr, int pid, int cpu, unsigned long flags) {
       ::syscall(SYS_perf_event_open, &attr, pid, cpu, -1, flags | PERF_FLAG_FD_CLOEXEC));
 }
 
-const char* counter_name(uint64_t config) {
-  return config == PERF_COUNT_HW_INSTRUCTIONS ? "instructions" : "cycles";
-}
-
-std::vector<UniqueFd> open_per_cpu(int cgroup_fd, const std::vector<int>& cpus, uint32_t type,
-                                   uint64_t config) {
+// One counter `what` of the cgroup (a directory fd) on each CPU.
+std::vector<UniqueFd> open_per_cpu(int cgroup_fd, const std::vector<int>& cpus,
+                                   const perf_event_attr& attr, const char* what) {
   std::vector<UniqueFd> fds;
   for (int cpu : cpus) {
-    perf_event_attr attr = make_attr(type, config);
-    int fd = perf_open(attr, cgroup_fd, cpu, PERF_FLAG_PID_CGROUP);
+    perf_event_attr copy = attr;
+    int fd = perf_open(copy, cgroup_fd, cpu, PERF_FLAG_PID_CGROUP);
     if (fd < 0) {
-      throw_errno(fmt::format("perf_event_open({} of the job's cgroup, cpu {})",
-                              counter_name(config), cpu));
+      throw_errno(fmt::format("perf_event_open({} of the job's cgroup, cpu {})", what, cpu));
     }
     fds.emplace_back(fd);
   }
@@ -141,18 +137,9 @@ uint64_t system_steal_ticks() {
 }
 
 JobCpuClock::JobCpuClock(const std::string& cgroup_dir) {
-  UniqueFd dir = open_dir(cgroup_dir);
-  for (int cpu : online_cpus()) {
-    perf_event_attr attr{};
-    attr.size = sizeof attr;
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.config = PERF_COUNT_SW_TASK_CLOCK;
-    int fd = perf_open(attr, dir.get(), cpu, PERF_FLAG_PID_CGROUP);
-    if (fd < 0) {
-      throw_errno(fmt::format("perf_event_open(task-clock of the job's cgroup, cpu {})", cpu));
-    }
-    fds_.emplace_back(fd);
-  }
+  perf_event_attr attr = make_attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
+  attr.read_format = 0;  // the value alone (never multiplexed: a software counter)
+  fds_ = open_per_cpu(open_dir(cgroup_dir).get(), online_cpus(), attr, "task-clock");
 }
 
 uint64_t JobCpuClock::read_us() const {
@@ -172,8 +159,10 @@ uint64_t JobCpuClock::read_us() const {
 JobPerfCounters::JobPerfCounters(const std::string& cgroup_dir) {
   UniqueFd dir = open_dir(cgroup_dir);
   std::vector<int> cpus = online_cpus();
-  instructions_ = open_per_cpu(dir.get(), cpus, PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);
-  cycles_ = open_per_cpu(dir.get(), cpus, PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES);
+  instructions_ = open_per_cpu(
+      dir.get(), cpus, make_attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS), "instructions");
+  cycles_ = open_per_cpu(dir.get(), cpus, make_attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES),
+                         "cycles");
 }
 
 uint64_t JobPerfCounters::sum(const std::vector<UniqueFd>& fds) {

@@ -98,7 +98,10 @@ std::unique_ptr<isolate::JobCgroup> CgroupPool::acquire(const isolate::CgroupLim
   if (!ready.cgroup) return system_.create(name, limits);
   // What the filler wrote already (memory, pids) is skipped.
   isolate::CgroupLimits rest = limits;
-  if (same_memory_and_pids(ready.written, limits)) rest.memory_bytes.reset(), rest.pids.reset();
+  if (same_memory_and_pids(ready.written, limits)) {
+    rest.memory_bytes.reset();
+    rest.pids.reset();
+  }
   ready.cgroup->set_limits(rest);
   return std::move(ready.cgroup);
 }

@@ -145,7 +145,6 @@ uint64_t kernel_tick_ns() {
 namespace {
 
 std::unique_ptr<isolate::JobCpuClock> open_clock(const std::string& cgroup_dir) {
-  if (cgroup_dir.empty()) return nullptr;
   try {
     return std::make_unique<isolate::JobCpuClock>(cgroup_dir);
   } catch (const Error&) {

@@ -162,6 +162,11 @@ struct Executor::Running {
   std::set<std::string> syscalls_used;  // seccomp_log
   VerdictFacts::Kill killed_for = VerdictFacts::Kill::kNone;
   uint64_t kill_ns = 0;  // CLOCK_MONOTONIC of jailpool's kill (0: none)
+  // Records why jailpool kills the job and when (where its wall time ends).
+  void mark_killed(VerdictFacts::Kill why) {
+    killed_for = why;
+    kill_ns = isolate::monotonic_now_ns();
+  }
   uint64_t request_ns = 0;
   bool finished = false;
   bool seccomp_enabled = false;
@@ -761,8 +766,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
     if (stop == 2) {
       for (auto& r : running) {
         if (!r->finished && r->jail && r->killed_for == VerdictFacts::Kill::kNone) {
-          r->killed_for = VerdictFacts::Kill::kInterrupted;
-          r->kill_ns = monotonic_now_ns();
+          r->mark_killed(VerdictFacts::Kill::kInterrupted);
           r->jail->kill();
         }
       }
@@ -844,8 +848,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             bool over = false;
             bool more = drain(pipe, output_limit, &over);
             if (over && r.killed_for == VerdictFacts::Kill::kNone) {
-              r.killed_for = VerdictFacts::Kill::kOutput;
-              r.kill_ns = monotonic_now_ns();
+              r.mark_killed(VerdictFacts::Kill::kOutput);
               r.jail->kill();
             }
             if (more) {
@@ -863,8 +866,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
               // The limit counts from the exec, not from the start of the setup.
               loop_->timer_at(exec + limit_ns, c.token);
             } else if (r.killed_for == VerdictFacts::Kill::kNone) {
-              r.killed_for = VerdictFacts::Kill::kWallTime;
-              r.kill_ns = monotonic_now_ns();
+              r.mark_killed(VerdictFacts::Kill::kWallTime);
               r.jail->kill();
             }
             break;
@@ -876,8 +878,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             CpuCheck check = r.cpu_watch->check(*r.cgroup);
             if (check.kill) {
               if (r.killed_for == VerdictFacts::Kill::kNone) {
-                r.killed_for = VerdictFacts::Kill::kCpuTime;
-                r.kill_ns = monotonic_now_ns();
+                r.mark_killed(VerdictFacts::Kill::kCpuTime);
                 // Every task of the tree at once (cgroup.kill), not after its init's death:
                 // a tree burning N CPUs overshoots N times the kill's latency.
                 r.cgroup->kill_all();
