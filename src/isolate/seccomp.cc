@@ -341,6 +341,11 @@ Ctx make_ctx(uint32_t default_action) {
   if (!ctx) throw Error("libseccomp: seccomp_init failed");
   check_rc(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
            "set the bad-arch action");
+  // A binary tree on the syscall number instead of a chain of comparisons. At attach the kernel
+  // emulates the filter for every syscall number to fill its action cache (5.11), with the
+  // sighand lock held: over a ~60-deep chain that was most of the attach cost (BM_SeccompInstall
+  // 512 us against 196 us as a tree, 6.18 under PVM), paid by every job.
+  check_rc(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2), "set the optimization level");
   return ctx;
 }
 
