@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -450,6 +451,56 @@ TEST_F(ExecutorTest, DaemonDiesWithTheJob) {
   EXPECT_TRUE(dirs.empty()) << "job cgroups (and so the daemon) left behind:\n" << join(dirs);
   auto procs = poll_until_empty(leftover_processes, 1000ms);
   EXPECT_TRUE(procs.empty()) << "the daemon survived:\n" << join(procs);
+}
+
+// The children of this process (of any of its threads), from /proc/self/task/*/children.
+std::vector<std::string> own_children() {
+  std::vector<std::string> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "children");
+    std::string pid;
+    while (in >> pid) out.push_back(pid);
+  }
+  return out;
+}
+
+// A job's result is read as soon as its init has reaped every process of the jail and closed
+// the last write ends of the job's pipes, before init's own exit (the namespaces' teardown) is
+// over. The job's daemon, which holds stdout, must be dead by then; init itself is reaped
+// before run() returns.
+TEST_F(ExecutorTest, ResultIsReadWhenInitHasEmptiedTheJail) {
+  constexpr int kJobs = 8;
+  int issued = 0;
+  std::vector<JobResult> results;
+  std::vector<std::string> alive_at_result;
+  executor_->run(
+      [&]() -> std::optional<JobRequest> {
+        if (issued == kJobs) return std::nullopt;
+        JobSpec spec = job({in_jail("daemonize")});
+        spec.set_id(std::to_string(issued++));
+        return JobRequest{spec, &profile_};
+      },
+      [&](JobResult&& r) {
+        for (const auto& p : leftover_processes()) alive_at_result.push_back(r.id() + ": " + p);
+        results.push_back(std::move(r));
+      });
+  ASSERT_EQ(results.size(), static_cast<size_t>(kJobs));
+  for (const JobResult& r : results) EXPECT_EQ(r.status(), OK) << describe(r);
+  EXPECT_TRUE(alive_at_result.empty()) << "job processes alive when the result was read:\n"
+                                       << join(alive_at_result);
+  EXPECT_EQ(executor_->finished_at_init_done(), static_cast<uint64_t>(kJobs));
+  auto children = own_children();
+  EXPECT_TRUE(children.empty()) << "unreaped jail inits (or other children): " << join(children);
+}
+
+// A jail jailpool kills (here at its wall limit) never says it is done: its result waits for
+// its init's reaping, after the kernel killed the whole pid namespace.
+TEST_F(ExecutorTest, KilledJailIsFinishedAtItsInitsReaping) {
+  JobSpec spec = job({in_jail("sleeper"), "10000"});
+  spec.mutable_limits()->set_wall_time_ms(100);
+  JobResult r = run(spec);
+  EXPECT_EQ(r.status(), WALL_TIME_LIMIT_EXCEEDED) << describe(r);
+  EXPECT_EQ(executor_->finished_at_init_done(), 0u);
 }
 
 }  // namespace

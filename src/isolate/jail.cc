@@ -581,7 +581,6 @@ void Jail::kill() {
 }
 
 JailOutcome Jail::reap() {
-  JailOutcome out;
   if (reaped_) throw Error("jail reaped twice");
   siginfo_t info{};
   int rc;
@@ -596,8 +595,23 @@ JailOutcome Jail::reap() {
   if (rc < 0) throw_errno("waitid for the jail's init");
   reaped_ = true;
   std::atomic_thread_fence(std::memory_order_acquire);
-  const LaunchReport& r = plan_->report;
+  JailOutcome out = read_outcome();
   out.killed = info.si_code == CLD_KILLED && info.si_status == SIGKILL;
+  return out;
+}
+
+bool Jail::done() const {
+  return std::atomic_ref<uint32_t>(plan_->report.init_done).load(std::memory_order_acquire) != 0;
+}
+
+JailOutcome Jail::outcome_before_reap() const {
+  if (!done()) throw Error("jail: outcome read before its init was done");
+  return read_outcome();
+}
+
+JailOutcome Jail::read_outcome() const {
+  JailOutcome out;
+  const LaunchReport& r = plan_->report;
   out.job_exited = r.job_exited;
   out.wait_status = r.wait_status;
   out.rusage = r.rusage;

@@ -125,8 +125,15 @@ class Jail {
   // Waits for init (immediately, once its pidfd is readable) and returns the outcome.
   JailOutcome reap();
 
+  // True once init has reaped every process of the jail and is exiting by itself: the outcome
+  // is final (outcome_before_reap). Its pidfd becomes readable when its exit (the namespaces'
+  // teardown) is over; reap() it then, or let the destructor wait for it.
+  bool done() const;
+  JailOutcome outcome_before_reap() const;
+
  private:
   Jail() = default;
+  JailOutcome read_outcome() const;
   std::unique_ptr<LaunchPlan> plan_;
   std::vector<UniqueFd> owned_fds_;
   void* stack_ = nullptr;

@@ -463,14 +463,21 @@ int jail_init_main(void* arg) {
   if (!exec_failed) plan->report.exec_ns = monotonic_ns();
 
   if (plan->seccomp_listen && plan->report.seccomp_listener >= 0) {
-    // The job's stdio was dup'ed into this shared table: not init's to keep open.
-    call(SYS_close_range, 0, 2, 0);
+    // The job's stdio was dup'ed into this shared table. stdout and stderr stay open until
+    // the end (below), like init's own copies without a listener.
+    call(SYS_close, 0);
     serve_seccomp(plan, job_pid, sigchld);
   }
   // Reap everything; when the job itself ends, kill what it left behind (daemons, setsid'd
   // children: all are in this pid namespace).
   while (reap_one(plan, job_pid, 0) > 0) {
   }
+  // The jail is empty. Say so, then close every fd with a syscall of its own: the files are
+  // released on its return (task work), so jailpool sees EOF on the job's pipes now. At
+  // exit_group they would be released only after the namespaces' teardown (exit_task_work
+  // runs after exit_task_namespaces), which is ~0.3 ms here (mount tree, ipc, pid namespace).
+  __atomic_store_n(&plan->report.init_done, 1u, __ATOMIC_RELEASE);
+  call(SYS_close_range, 0, ~0U, 0);
   raw::exit_group(exec_failed ? 127 : 0);
 }
 

@@ -98,6 +98,11 @@ struct LaunchReport {
   int seccomp_denied_nr = -1;  // the first denied call, for which init killed the jail
   uint32_t seccomp_denied_arch = 0;
   uint64_t seccomp_used[8] = {};  // learning mode: bit N = syscall N was allowed and ran
+  // Set (release) by init once it has reaped every process of the jail, just before it closes
+  // its fds (the last write ends of the job's stdout and stderr pipes) and exits. EOF on those
+  // pipes with this set means the jail is empty and the report final, while init's own exit
+  // (the namespaces' teardown) may still be running.
+  uint32_t init_done = 0;
 };
 
 struct LaunchPlan {

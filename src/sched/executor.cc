@@ -531,9 +531,9 @@ bool drain(OutputPipe& pipe, uint64_t limit, bool* over_limit) {
 
 }  // namespace
 
-void Executor::finish_job(Running& r) {
+void Executor::finish_job(Running& r, bool init_done) {
   uint64_t reaped_ns = monotonic_now_ns();
-  isolate::JailOutcome outcome = r.jail->reap();
+  isolate::JailOutcome outcome = init_done ? r.jail->outcome_before_reap() : r.jail->reap();
   if (r.jail_template) templates_->release(std::move(r.jail_template));
   uint64_t output_limit =
       r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
@@ -659,8 +659,9 @@ void Executor::finish_job(Running& r) {
   res.set_stdout_truncated(r.out[0].truncated);
   res.set_stderr_truncated(r.out[1].truncated);
   if (r.scratch) {
-    // Every process of the jail is dead (init, reaped, was its pid namespace's last): nothing
-    // changes the files any more. The tmpfs is freed when its last fd, this one, is closed.
+    // Every process of the jail is dead (init reaped them all, and init writes no file):
+    // nothing changes the files any more. The tmpfs is freed when its last fd, this one, is
+    // closed and init's mount namespace is gone.
     if (!outcome.setup_failed) {
       for (const CopyOut& file : r.request.spec.copy_out()) {
         *res.add_files() = isolate::collect_file(r.scratch->fd(), file, output_limit);
@@ -669,7 +670,12 @@ void Executor::finish_job(Running& r) {
     r.scratch.reset();
   }
   for (const std::string& name : r.syscalls_used) res.add_syscalls_used(name);
-  r.jail.reset();
+  if (init_done) {
+    ++finished_at_init_done_;
+    exiting_[r.serial] = std::move(r.jail);  // reaped when its pidfd says its exit is over
+  } else {
+    r.jail.reset();
+  }
   r.finished = true;
 }
 
@@ -804,7 +810,9 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         by_serial[r.serial] = &r;
       }
     }
-    if (running.empty() && (source_done || stop != 0) && rmdirs.empty()) break;
+    if (running.empty() && (source_done || stop != 0) && rmdirs.empty() && exiting_.empty()) {
+      break;
+    }
 
     completions.clear();
     loop_->wait(completions, stop != 0 ? 100 : -1);
@@ -834,6 +842,18 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
         continue;
       }
+      if (kind == kExit) {
+        auto exiting = exiting_.find(serial);
+        if (exiting != exiting_.end()) {  // a job finished at its init's done: reap init now
+          try {
+            exiting->second->reap();
+          } catch (const Error& e) {
+            fmt::print(stderr, "jailpool: {}\n", e.what());
+          }
+          exiting_.erase(exiting);
+          continue;
+        }
+      }
       auto it = by_serial.find(serial);
       if (it == by_serial.end()) continue;  // a stale timer of a finished job
       Running& r = *it->second;
@@ -855,6 +875,9 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
               loop_->watch_readable(pipe.read_end.get(), c.token);
             } else {
               pipe.open = false;
+              // The last write ends were init's, closed once the jail was empty: the result
+              // is final now, ~0.3 ms before init's exit is (its namespaces' teardown).
+              if (!r.out[0].open && !r.out[1].open && r.jail->done()) finish_job(r, true);
             }
             break;
           }
@@ -890,7 +913,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             break;
           }
           case kExit:
-            finish_job(r);
+            finish_job(r, false);
             break;
           default:
             break;

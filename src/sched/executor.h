@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 
 namespace jailpool::isolate {
 class CgroupSystem;
+class Jail;
 struct PerfSupport;
 }  // namespace jailpool::isolate
 namespace jailpool::sched {
@@ -75,11 +77,16 @@ class Executor {
   const isolate::CgroupSystem& cgroups() const { return *cgroups_; }
   pool::TemplatePool* templates() { return templates_.get(); }
   const char* loop_name() const;
+  // Jobs whose result was read when their jail's init said the jail was empty (EOF on the
+  // job's pipes), before init's own exit was over; the others waited for init's reaping.
+  uint64_t finished_at_init_done() const { return finished_at_init_done_; }
 
  private:
   struct Running;
   void start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running);
-  void finish_job(Running& job);
+  // Reads the outcome and accounting into the job's result. init_done: the jail's init said
+  // the jail is empty and is exiting (not yet reaped): it goes to exiting_.
+  void finish_job(Running& job, bool init_done);
   // Pull: a job, nothing for now (wait for wake_fd), or the end of the jobs.
   enum class PullState { kJob, kLater, kDone };
   using Pull = std::function<PullState(std::optional<JobRequest>&)>;
@@ -102,6 +109,9 @@ class Executor {
   // seccomp_log is possible.
   bool seccomp_notify_ = false;
   UniqueFd dev_null_;  // every job's stdin unless it names one
+  // Jails of reported jobs whose inits are still exiting, by job serial (their pidfds' kExit).
+  std::map<uint64_t, std::unique_ptr<isolate::Jail>> exiting_;
+  uint64_t finished_at_init_done_ = 0;
 };
 
 // The status a job's facts give (pure function, unit-tested).
