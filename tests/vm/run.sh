@@ -20,6 +20,8 @@
 #     --log FILE       console log (default <build>/vm-console.log)
 #     --keep-initrd F  also copy the built initramfs to F
 # Default CMD: <build>/tests/jailpool_tests --gtest_brief=1, then <build>/jailpool check.
+# Accelerator: KVM when /dev/kvm (or $JAILPOOL_VM_KVM_DEV) is writable, falling back to TCG
+# (software emulation) when qemu cannot start under it; JAILPOOL_VM_ACCEL=kvm|tcg forces one.
 # Exit status: the command's (from the "JAILPOOL-VM-EXIT=<code>" console line), 1 when that
 # line is missing (timeout, crash), 2 when the VM cannot be set up or started; with
 # JAILPOOL_VM_OPTIONAL=1 a missing qemu or kernel prints "SKIP: <reason>" and exits 0.
@@ -339,41 +341,69 @@ say "initramfs $(du -h "$initrd" | cut -f1) ($(du -sh "$root" | cut -f1) unpacke
 rm -rf "$root"
 
 # ---- boot ----
-accel=tcg
-if [[ -w /dev/kvm ]]; then accel=kvm; fi
+# The accelerator: JAILPOOL_VM_ACCEL=kvm|tcg forces one; by default KVM when /dev/kvm is
+# writable, then TCG (software emulation) when qemu cannot start under KVM. A /dev/kvm can exist
+# and still fail: nested virtualization on cloud VMs often stops qemu before the guest prints a
+# byte ("failed to set MSR 0x10a", then an assertion in kvm.c, exit 134).
+case "${JAILPOOL_VM_ACCEL:-}" in
+  kvm) accels=(kvm) ;;
+  tcg) accels=(tcg) ;;
+  '')
+    accels=(tcg)
+    if [[ -w ${JAILPOOL_VM_KVM_DEV:-/dev/kvm} ]]; then accels=(kvm tcg); fi
+    ;;
+  *) fail "JAILPOOL_VM_ACCEL must be kvm or tcg, not '${JAILPOOL_VM_ACCEL}'" ;;
+esac
 mkdir -p "$(dirname "$log")"
-: >"$log"
-start=$EPOCHREALTIME
-say "booting ($machine, $accel, $smp cpus, $mem MiB, timeout ${timeout_s}s), console log $log"
-timeout --kill-after=10 "$timeout_s" "$qemu" -machine "$machine,accel=$accel" -cpu max -smp "$smp" -m "$mem" \
-  -nodefaults -no-user-config -display none -no-reboot \
-  -chardev file,id=con,path="$log" -serial chardev:con \
-  -kernel "$kernel" -initrd "$initrd" \
-  -append "console=ttyS0 rdinit=/init quiet panic=-1 oops=panic" \
-  </dev/null >"$work/qemu.out" 2>&1 &
-qpid=$!
-# Stream the console; in the background so that INT/TERM run the trap at once.
-tail -n +1 -f --pid="$qpid" "$log" 2>/dev/null &
-tpid=$!
-qrc=0
-wait "$qpid" || qrc=$?
-qpid=
-wait "$tpid" || true
-tpid=
-elapsed=$(awk "BEGIN{printf \"%.1f\", $EPOCHREALTIME - $start}")
-[[ ! -s "$work/qemu.out" ]] || sed 's/^/qemu: /' "$work/qemu.out" >&2
+
+# boot ACCEL: runs the VM to its end; sets qrc (qemu's exit status) and elapsed.
+boot() {
+  local accel=$1
+  : >"$log"
+  : >"$work/qemu.out"
+  start=$EPOCHREALTIME
+  say "booting ($machine, $accel, $smp cpus, $mem MiB, timeout ${timeout_s}s), console log $log"
+  timeout --kill-after=10 "$timeout_s" "$qemu" -machine "$machine,accel=$accel" -cpu max -smp "$smp" -m "$mem" \
+    -nodefaults -no-user-config -display none -no-reboot \
+    -chardev file,id=con,path="$log" -serial chardev:con \
+    -kernel "$kernel" -initrd "$initrd" \
+    -append "console=ttyS0 rdinit=/init quiet panic=-1 oops=panic" \
+    </dev/null >"$work/qemu.out" 2>&1 &
+  qpid=$!
+  # Stream the console; in the background so that INT/TERM run the trap at once.
+  tail -n +1 -f --pid="$qpid" "$log" 2>/dev/null &
+  tpid=$!
+  qrc=0
+  wait "$qpid" || qrc=$?
+  qpid=
+  wait "$tpid" || true
+  tpid=
+  elapsed=$(awk "BEGIN{printf \"%.1f\", $EPOCHREALTIME - $start}")
+  [[ ! -s "$work/qemu.out" ]] || sed 's/^/qemu: /' "$work/qemu.out" >&2
+}
+
+for ((i = 0; i < ${#accels[@]}; i++)); do
+  accel=${accels[i]}
+  boot "$accel"
+  # qemu failed before the guest wrote anything: the accelerator did not work; try the next.
+  if [[ $qrc -ne 0 && $qrc -ne 124 && $qrc -ne 137 && ! -s "$log" && $((i + 1)) -lt ${#accels[@]} ]]; then
+    say "qemu could not start under $accel (exit $qrc: $(head -n1 "$work/qemu.out")); falling back to ${accels[i + 1]}"
+    continue
+  fi
+  break
+done
 
 marker=$(tr -d '\r' <"$log" | grep -ao 'JAILPOOL-VM-EXIT=[0-9]*' | tail -n1 || true)
 if [[ -z "$marker" ]]; then
   if [[ $qrc -ne 0 && $qrc -ne 124 && $qrc -ne 137 && ! -s "$log" ]]; then
-    skip "qemu failed to start (exit $qrc): $(head -n1 "$work/qemu.out")"
+    skip "qemu failed to start under $accel (exit $qrc): $(head -n1 "$work/qemu.out")"
   elif [[ $qrc -eq 124 || $qrc -eq 137 ]]; then
-    say "timed out after ${timeout_s}s: no JAILPOOL-VM-EXIT line"
+    say "timed out after ${timeout_s}s under $accel: no JAILPOOL-VM-EXIT line"
   else
-    say "qemu exited with $qrc and no JAILPOOL-VM-EXIT line (see $log)"
+    say "qemu exited with $qrc under $accel and no JAILPOOL-VM-EXIT line (see $log)"
   fi
   exit 1
 fi
 rc=${marker#JAILPOOL-VM-EXIT=}
-say "command exited with $rc; boot+run took $elapsed s"
+say "command exited with $rc under $accel; boot+run took $elapsed s"
 exit "$rc"
