@@ -235,8 +235,6 @@ Executor::Executor(ExecutorOptions options)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
   seccomp_notify_ = isolate::seccomp_notify_available();
-  dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!dev_null_) throw_errno("open /dev/null");
 }
 
 Executor::~Executor() {
@@ -400,8 +398,9 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       if (fd < 0) throw_errno("dup stdin");
       in.reset(fd);
     }
-    // Else /dev/null: one fd for every job.
-    config.stdio[0] = in ? in.get() : dev_null_.get();
+    // Else the jail's own /dev/null (-1): the host's is one inode for every job, and POSIX
+    // locks on it would be a channel between jobs.
+    config.stdio[0] = in ? in.get() : -1;
     if (in) r.job_side_fds.push_back(std::move(in));
     for (int i = 0; i < 2; ++i) {
       const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();
