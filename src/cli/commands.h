@@ -26,6 +26,8 @@ struct BenchOptions {
   std::string cgroup_parent;
   std::vector<std::string> command;
   bool precision = false;  // --precision: cmd_precision instead (count = runs per cell)
+  // --cpu-limit-method (with --precision): the CPU-limit overshoot rows for each, interleaved.
+  std::string cpu_limit_methods = "auto";
 };
 int cmd_bench(const BenchOptions& options);
 // `bench --precision`: CPU-limit overshoot, CPU and memory accounting error, CV (precision.cc).

@@ -21,6 +21,7 @@
 #include "config/profile.h"
 #include "isolate/cgroup.h"
 #include "isolate/features.h"
+#include "isolate/perf_counter.h"
 #include "isolate/seccomp_cache.h"
 #include "sched/executor.h"
 
@@ -225,6 +226,14 @@ int cmd_check(const std::string& cgroup_parent) {
                f.required ? "required" : "optional", f.detail);
     if (f.required && !f.present) ok = false;
   }
+  {
+    // The method the executor would choose (kicks, else the task-clock, else the usage alone).
+    std::string v2_parent;
+    if (cgroups && !cgroups->info().v2_mount.empty()) v2_parent = cgroups->parent_dirs().front();
+    sched::CpuLimitMethods cpu(sched::CpuLimitMethod::kAuto, isolate::probe_perf(v2_parent));
+    fmt::print("{:<22} {:<8} {:<9} {}\n", "cpu-limit method", to_string(cpu.method()), "in use",
+               cpu.detail());
+  }
   if (cgroups) cgroups->remove_parent_if_empty();
   fmt::print("{}\n", ok ? "jailpool can run here" : "jailpool cannot run here");
   return ok ? 0 : 1;
@@ -305,6 +314,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--precision", bench.precision,
                       "measure the limits' and the accounting's precision instead (-n: runs per "
                       "cell, default 10)");
+  bench_cmd->add_option("--cpu-limit-method", bench.cpu_limit_methods,
+                        "with --precision: the CPU limit's method(s), auto|kick|task-clock|usage, "
+                        "comma-separated to compare them in interleaved runs (default auto)");
   bench_cmd->add_option("command", bench.command, "PROGRAM [ARG...] (not with --precision)");
 
   std::string check_parent = default_cgroup_parent();

@@ -72,10 +72,10 @@ std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
   add("perf hardware", false, perf.hardware,
       perf.hardware ? perf.hardware_detail
                     : "instructions/cycles unavailable: " + perf.hardware_detail);
+  // Which CPU-limit method runs is `check`'s "cpu-limit method" line (sched/cpu_limit.h).
   add("cpu-limit task-clock", false, perf.cpu_clock,
-      perf.cpu_clock
-          ? "CPU limits kill within ~1-2 ms: " + perf.cpu_clock_detail
-          : "fallback: CPU limits kill up to a tick per CPU late: " + perf.cpu_clock_detail);
+      perf.cpu_clock ? "can serve CPU limits: " + perf.cpu_clock_detail
+                     : "cannot serve CPU limits: " + perf.cpu_clock_detail);
 
   io_uring_probe* probe = io_uring_get_probe();
   bool uring = probe != nullptr;

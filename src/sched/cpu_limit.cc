@@ -1,11 +1,14 @@
 #include "sched/cpu_limit.h"
 
+#include <fmt/core.h>
+#include <fmt/format.h>
 #include <time.h>
 
 #include <algorithm>
 
 #include "common/error.h"
 #include "isolate/cgroup.h"
+#include "isolate/cpu_kick.h"
 #include "isolate/jail.h"
 #include "isolate/perf_counter.h"
 
@@ -37,6 +40,11 @@ uint64_t CpuLimitTracker::far_next_ns(uint64_t now_ns, uint64_t usage_us) const 
 }
 
 uint64_t CpuLimitTracker::first_check_ns(uint64_t start_ns) {
+  if (params_.exact_usage) {
+    uint64_t far = far_next_ns(start_ns, 0);
+    near_ = far == 0;
+    return near_ ? start_ns + params_.min_step_ns : far;
+  }
   if (!params_.has_clock) {
     // U alone: the earliest moment the budget could be spent, as before the task-clock.
     uint64_t first = params_.limit_us * 1000 / params_.parallelism;
@@ -67,6 +75,8 @@ CpuCheck CpuLimitTracker::observe(const CpuSample& s) {
     out.kill = true;
     return out;
   }
+
+  if (params_.exact_usage) return observe_exact(s);
 
   const bool with_clock = params_.has_clock && s.clock_us.has_value();
   if (with_clock) {
@@ -131,6 +141,80 @@ CpuCheck CpuLimitTracker::observe(const CpuSample& s) {
   return out;
 }
 
+CpuCheck CpuLimitTracker::observe_exact(const CpuSample& s) {
+  // U < limit here (observe() kills otherwise).
+  const uint64_t t = s.now_ns;
+  const uint64_t u = s.usage_us;
+  const uint64_t limit = params_.limit_us;
+  const uint64_t min_next = t + params_.min_step_ns;
+  CpuCheck out;
+  if (!s.exact) {
+    const bool asked = near_;
+    if (uint64_t far = far_next_ns(t, u); far != 0) {
+      near_ = false;
+      out.next_ns = std::max(far, min_next);
+      return out;
+    }
+    near_ = true;
+    // The end is near now: a kick at once. Near already, the kick failed: U alone for this
+    // step (up to a tick per CPU late, as without kicks), then a kick again.
+    out.next_ns =
+        asked ? t + std::max((limit - u) * 1000 / params_.parallelism, kFallbackStepNs) : min_next;
+    return out;
+  }
+  ++exact_reads_;
+  near_ = true;
+  // The rate U grows at: from the oldest exact sample of the last two ticks or so (a kick takes
+  // ~0.1 ms under a VM and the job shares its CPUs: a rate over one short step is noise, and
+  // an early check is only another kick, a late one an overshoot).
+  const uint64_t window_ns = 2 * params_.tick_ns;
+  while (exact_window_.size() > 1 && exact_window_[1].first + window_ns <= t) {
+    exact_window_.pop_front();
+  }
+  // The larger of that and the rate over the last step, when it can be measured: the job's
+  // share of its CPUs changes quickly under other load, and a rate that rose shows first there.
+  auto rate_since = [&](const std::pair<uint64_t, uint64_t>& from) {
+    if (t < from.first + params_.min_step_ns || u < from.second) return 0.0;
+    return static_cast<double>(u - from.second) * 1000.0 / static_cast<double>(t - from.first);
+  };
+  if (!exact_window_.empty()) {
+    rate_ = std::max(rate_since(exact_window_.front()), rate_since(exact_window_.back()));
+  }
+  exact_window_.emplace_back(t, u);
+  // When U reaches the limit and the aim at that rate (every CPU it may use before it is
+  // known), never later than max_late_us past the limit had it burnt on every CPU since.
+  double rate = static_cast<double>(params_.parallelism);
+  if (rate_ > 0) rate = std::clamp(rate_, 0.05, rate);
+  const uint64_t left_us = limit - u;
+  auto wait_ns =
+      static_cast<uint64_t>(static_cast<double>(left_us + params_.aim_us) * 1000.0 / rate);
+  wait_ns = std::min(wait_ns, (left_us + params_.exact_max_late_us) * 1000 / params_.parallelism);
+  out.next_ns = std::max(t + wait_ns, min_next);
+  return out;
+}
+
+const char* to_string(CpuLimitMethod method) {
+  switch (method) {
+    case CpuLimitMethod::kAuto:
+      return "auto";
+    case CpuLimitMethod::kKick:
+      return "kick";
+    case CpuLimitMethod::kTaskClock:
+      return "task-clock";
+    case CpuLimitMethod::kUsage:
+      return "usage";
+  }
+  return "?";
+}
+
+std::optional<CpuLimitMethod> parse_cpu_limit_method(const std::string& name) {
+  for (CpuLimitMethod m : {CpuLimitMethod::kAuto, CpuLimitMethod::kKick, CpuLimitMethod::kTaskClock,
+                           CpuLimitMethod::kUsage}) {
+    if (name == to_string(m)) return m;
+  }
+  return std::nullopt;
+}
+
 uint64_t kernel_tick_ns() {
   static const uint64_t tick = [] {
     timespec res{};
@@ -152,21 +236,28 @@ std::unique_ptr<isolate::JobCpuClock> open_clock(const std::string& cgroup_dir) 
   }
 }
 
-CpuLimitParams with_clock(CpuLimitParams params, bool has_clock) {
-  params.has_clock = has_clock;
+CpuLimitParams with_methods(CpuLimitParams params, bool has_clock, bool exact_usage) {
+  params.has_clock = has_clock && !exact_usage;
+  params.exact_usage = exact_usage;
   return params;
 }
 
 }  // namespace
 
-CpuLimitWatch::CpuLimitWatch(CpuLimitParams params, const std::string& cgroup_dir)
-    : clock_dir_(cgroup_dir), tracker_(with_clock(params, !cgroup_dir.empty())) {}
+CpuLimitWatch::CpuLimitWatch(CpuLimitParams params, const std::string& cgroup_dir,
+                             isolate::CpuKicker* kicker, std::vector<int> cpus)
+    : clock_dir_(kicker ? std::string() : cgroup_dir),
+      kicker_(kicker),
+      cpus_(std::move(cpus)),
+      tracker_(with_methods(params, !cgroup_dir.empty(), kicker != nullptr)) {}
 
 CpuLimitWatch::~CpuLimitWatch() = default;
 
 CpuCheck CpuLimitWatch::check(const isolate::JobCgroup& cgroup) {
   CpuSample s;
   s.now_ns = isolate::monotonic_now_ns();
+  // The kick comes before U's read: U is then exact as of the kick.
+  if (kicker_ && tracker_.wants_exact()) s.exact = kicker_->kick(cpus_, kKickTimeoutNs);
   s.usage_us = cgroup.read_cpu_usec();
   if (!clock_ && !clock_dir_.empty() && tracker_.wants_clock()) {
     clock_ = open_clock(clock_dir_);
@@ -183,6 +274,57 @@ CpuCheck CpuLimitWatch::check(const isolate::JobCgroup& cgroup) {
     }
   }
   return tracker_.observe(s);
+}
+
+CpuLimitMethods::CpuLimitMethods(CpuLimitMethod wanted, const isolate::PerfSupport& perf) {
+  std::string kick_why_not;
+  if (wanted == CpuLimitMethod::kAuto || wanted == CpuLimitMethod::kKick) {
+    kicker_ = isolate::CpuKicker::start(isolate::online_cpus(), &kick_why_not);
+    if (kicker_ && !kicker_->kick({}, kKickTimeoutNs)) {
+      kicker_.reset();
+      kick_why_not = "a test kick timed out";
+    }
+    if (kicker_) {
+      method_ = CpuLimitMethod::kKick;
+      detail_ = fmt::format(
+          "exact cgroup usage near the end: a SCHED_FIFO kicker on each of {} CPUs preempts the "
+          "job's threads, which charges them (no perf, steal left out)",
+          kicker_->cpus().size());
+      return;
+    }
+    kick_why_not = "no kick (" + kick_why_not + ")";
+  }
+  const bool forced = wanted == CpuLimitMethod::kTaskClock;
+  if (wanted == CpuLimitMethod::kAuto || forced) {
+    if (perf.cpu_clock || forced) {
+      method_ = CpuLimitMethod::kTaskClock;
+      detail_ = fmt::format("{}cgroup usage and perf task-clock: {}", forced ? "forced: " : "",
+                            perf.cpu_clock_detail);
+      return;
+    }
+  }
+  method_ = CpuLimitMethod::kUsage;
+  std::vector<std::string> why;
+  if (!kick_why_not.empty()) why.push_back(kick_why_not);
+  if (wanted == CpuLimitMethod::kAuto)
+    why.push_back("no task-clock (" + perf.cpu_clock_detail + ")");
+  if (wanted == CpuLimitMethod::kUsage) why.push_back("forced");
+  detail_ = fmt::format("cgroup usage alone, up to a tick per CPU late: {}", fmt::join(why, "; "));
+}
+
+CpuLimitMethods::~CpuLimitMethods() = default;
+
+std::unique_ptr<CpuLimitWatch> CpuLimitMethods::watch(const CpuLimitParams& params,
+                                                      const std::string& cgroup_dir,
+                                                      std::vector<int> cpus) const {
+  switch (method_) {
+    case CpuLimitMethod::kKick:
+      return std::make_unique<CpuLimitWatch>(params, std::string(), kicker_.get(), std::move(cpus));
+    case CpuLimitMethod::kTaskClock:
+      return std::make_unique<CpuLimitWatch>(params, cgroup_dir);
+    default:
+      return std::make_unique<CpuLimitWatch>(params, std::string());
+  }
 }
 
 }  // namespace jailpool::sched

@@ -36,6 +36,16 @@
 // limit, U's lag included. That leaves ~5 reads of P per job. Without P (no perf, or a steal
 // clock), it falls back to U alone as before: a check at the earliest moment the rest of the
 // budget could be spent, a kill when U >= limit (overshoot up to a tick per CPU).
+//
+// The kick method (preferred where it runs; `jailpool check` says which method runs and why):
+// near the end, the tracker asks for an exact U instead of P. isolate::CpuKicker wakes a
+// SCHED_FIFO thread pinned on each CPU the job may run on; each preempts the job's thread there,
+// which charges it up to now, and U read after the kick is the truth up to the µs since. The
+// decisions are then the U-alone ones made exact: far from the end as with P (a stale U plus
+// its lag), near it a check when U should reach the limit (and kExactAimUs) at the rate U grew
+// between the last two exact samples, never later than max_late_us past it had the job burnt
+// on every CPU it may use, and a kill when U >= limit. No other clock, so no margin, no drift
+// and no steal: U is the reported clock and the scheduler's charges leave steal out.
 #pragma once
 
 #include <cstdint>
@@ -43,10 +53,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace jailpool::isolate {
+class CpuKicker;
 class JobCgroup;
 class JobCpuClock;
+struct PerfSupport;
 }  // namespace jailpool::isolate
 
 namespace jailpool::sched {
@@ -62,11 +76,31 @@ constexpr uint64_t kCpuLimitMarginUs = 250;
 // The shortest wait between two checks without the task-clock (U alone).
 constexpr uint64_t kFallbackStepNs = 200000;
 
+// With an exact U, the next check aims at U this far past the limit: one check after the limit
+// is reached when the rate holds (aiming at the limit itself finds U a few µs short).
+constexpr uint64_t kExactAimUs = 50;
+
+// How long a kick may wait for the kickers (a CPU held by another RT thread): then U alone.
+constexpr uint64_t kKickTimeoutNs = 2000000;
+
+// How the CPU limit reads the job's CPU near the end (cpu_limit.h's top comment).
+enum class CpuLimitMethod {
+  kAuto,       // the best that runs here: kick, else task-clock, else usage
+  kKick,       // an exact U after kicking the job's CPUs (isolate::CpuKicker)
+  kTaskClock,  // U and the cgroup's perf task-clock P
+  kUsage,      // U alone (stale by up to a tick per CPU)
+};
+const char* to_string(CpuLimitMethod method);
+// "auto", "kick", "task-clock" or "usage"; nullopt otherwise.
+std::optional<CpuLimitMethod> parse_cpu_limit_method(const std::string& name);
+
 struct CpuLimitParams {
   uint64_t limit_us = 0;       // the CPU limit (plus extra time), µs
   unsigned parallelism = 1;    // how many CPUs the job can burn at once (>= 1)
   uint64_t tick_ns = 4000000;  // the kernel's tick: U's staleness per CPU, and the grid
   bool has_clock = false;      // P is available for this job
+  bool exact_usage = false;    // U can be made exact near the end (the kick method)
+  uint64_t aim_us = kExactAimUs;
   uint64_t margin_us = kCpuLimitMarginUs;
   uint64_t post_tick_ns = 250000;  // when a tick's charge is in U, after the grid point
   uint64_t min_step_ns = 100000;   // the shortest wait between two checks
@@ -74,12 +108,16 @@ struct CpuLimitParams {
   // the job burns, but never later than this far past it had the job burnt on every CPU it may
   // use (its share of the CPUs changes with the other load).
   uint64_t max_late_us = 1000;
+  // The same bound with an exact U: a kick is cheap enough for checks this close (the job's
+  // share of the CPUs changes within a few ms on a loaded host).
+  uint64_t exact_max_late_us = 300;
 };
 
 struct CpuSample {
   uint64_t now_ns = 0;               // CLOCK_MONOTONIC just before U was read
   uint64_t usage_us = 0;             // U
   std::optional<uint64_t> clock_us;  // P, read after U (when the tracker asked for it)
+  bool exact = false;                // U was read after a kick (when the tracker asked for it)
 };
 
 struct CpuCheck {
@@ -98,6 +136,9 @@ class CpuLimitTracker {
   // Whether the next sample should carry P (the end is near).
   bool wants_clock() const { return params_.has_clock && near_; }
 
+  // Whether the next sample should be an exact U (the end is near).
+  bool wants_exact() const { return params_.exact_usage && near_; }
+
   // P could not be read: U alone from now on.
   void lose_clock();
 
@@ -107,6 +148,8 @@ class CpuLimitTracker {
   uint64_t estimate_us() const { return estimate_us_; }
   // How many samples carried P.
   unsigned clock_reads() const { return clock_reads_; }
+  // How many samples had an exact U.
+  unsigned exact_reads() const { return exact_reads_; }
 
  private:
   struct Point {
@@ -115,6 +158,7 @@ class CpuLimitTracker {
   };
   uint64_t grid_after(uint64_t t_ns) const;  // the next post-tick moment at or after t_ns
   uint64_t far_next_ns(uint64_t now_ns, uint64_t usage_us) const;  // 0: the end is near
+  CpuCheck observe_exact(const CpuSample& sample);                 // the kick method
 
   CpuLimitParams params_;
   std::deque<Point> window_;
@@ -123,6 +167,8 @@ class CpuLimitTracker {
   std::optional<uint64_t> last_t_ns_, last_clock_us_;  // the previous sample with P
   double rate_ = 0;  // CPUs the job burns: P's growth between two samples (0: not known)
   unsigned clock_reads_ = 0;
+  std::deque<std::pair<uint64_t, uint64_t>> exact_window_;  // exact samples: (t_ns, U)
+  unsigned exact_reads_ = 0;
 };
 
 // The kernel's tick: clock_getres(CLOCK_MONOTONIC_COARSE) is TICK_NSEC. 10 ms if unknown.
@@ -136,7 +182,10 @@ uint64_t kernel_tick_ns();
 class CpuLimitWatch {
  public:
   // Will open the task-clock of `cgroup_dir` when it is not "" (a failure only leaves it out).
-  CpuLimitWatch(CpuLimitParams params, const std::string& cgroup_dir);
+  // With a `kicker` (which must outlive the watch), kicks `cpus` (all when empty) for an exact
+  // U near the end instead.
+  CpuLimitWatch(CpuLimitParams params, const std::string& cgroup_dir,
+                isolate::CpuKicker* kicker = nullptr, std::vector<int> cpus = {});
   ~CpuLimitWatch();
   CpuLimitWatch(const CpuLimitWatch&) = delete;
   CpuLimitWatch& operator=(const CpuLimitWatch&) = delete;
@@ -150,7 +199,33 @@ class CpuLimitWatch {
  private:
   std::string clock_dir_;  // "" once opened or when there is none
   std::unique_ptr<isolate::JobCpuClock> clock_;
+  isolate::CpuKicker* kicker_;
+  std::vector<int> cpus_;
   CpuLimitTracker tracker_;
+};
+
+// The method an executor's CPU limits use, chosen once by trying (kick: the kickers start as
+// SCHED_FIFO and a kick completes; task-clock: PerfSupport::cpu_clock, or forced), with why.
+class CpuLimitMethods {
+ public:
+  // `perf` as probed on the jobs' v2 cgroup parent. kAuto: the best that runs here.
+  CpuLimitMethods(CpuLimitMethod wanted, const isolate::PerfSupport& perf);
+  ~CpuLimitMethods();
+  CpuLimitMethods(const CpuLimitMethods&) = delete;
+  CpuLimitMethods& operator=(const CpuLimitMethods&) = delete;
+
+  CpuLimitMethod method() const { return method_; }
+  const std::string& detail() const { return detail_; }  // one line: how, or why not better
+
+  // A job's watch: `cgroup_dir` is its v2 cgroup ("" when none), `cpus` the CPUs it may run on
+  // (empty: any).
+  std::unique_ptr<CpuLimitWatch> watch(const CpuLimitParams& params, const std::string& cgroup_dir,
+                                       std::vector<int> cpus) const;
+
+ private:
+  CpuLimitMethod method_ = CpuLimitMethod::kUsage;
+  std::string detail_;
+  std::unique_ptr<isolate::CpuKicker> kicker_;
 };
 
 }  // namespace jailpool::sched

@@ -12,6 +12,7 @@
 
 #include "common/unique_fd.h"
 #include "jailpool.pb.h"
+#include "sched/cpu_limit.h"
 #include "sched/event_loop.h"
 
 namespace jailpool::isolate {
@@ -44,6 +45,9 @@ struct ExecutorOptions {
   // Keep compiled seccomp programs in this directory between runs (isolate/seccomp_cache.h);
   // "": compile in memory only.
   std::string seccomp_cache_dir;
+  // How CPU limits read the job's CPU near the end (sched/cpu_limit.h); kAuto: the best that
+  // runs here. Another method is for measuring them against each other.
+  CpuLimitMethod cpu_limit_method = CpuLimitMethod::kAuto;
 };
 
 struct JobRequest {
@@ -83,6 +87,8 @@ class Executor {
   // Jobs whose result was read when their jail's init said the jail was empty (EOF on the
   // job's pipes), before init's own exit was over; the others waited for init's reaping.
   uint64_t finished_at_init_done() const { return finished_at_init_done_; }
+  // The CPU limits' method, chosen at the first CPU-limited job (null before).
+  const CpuLimitMethods* cpu_limit_methods() const { return cpu_methods_.get(); }
 
  private:
   struct Running;
@@ -108,6 +114,9 @@ class Executor {
   std::unique_ptr<SeccompCache> seccomp_cache_;
   // Perf counters of the jobs' cgroups (instructions, cycles), probed at the first job.
   std::unique_ptr<isolate::PerfSupport> perf_support_;
+  // What the CPU limits use (and the kickers of the kick method), chosen at the first job
+  // with a CPU limit.
+  std::unique_ptr<CpuLimitMethods> cpu_methods_;
   // Seccomp user notification works: denied calls are named (by the jails' inits) and
   // seccomp_log is possible.
   bool seccomp_notify_ = false;
