@@ -193,6 +193,19 @@ TEST_F(CliTest, CheckReportsTheCgroupMode) {
   EXPECT_NE(r.out.find("cgroup mode"), std::string::npos) << r.describe();
 }
 
+// `check` says which CPU-limit method runs (kick, task-clock or usage) and why.
+TEST_F(CliTest, CheckNamesTheCpuLimitMethod) {
+  CliOutcome r = run_cli({"check"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  size_t at = r.out.find("cpu-limit method");
+  ASSERT_NE(at, std::string::npos) << r.describe();
+  std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+  EXPECT_TRUE(line.find(" kick ") != std::string::npos ||
+              line.find(" task-clock ") != std::string::npos ||
+              line.find(" usage ") != std::string::npos)
+      << line;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input: 125, one line naming the culprit, nothing started.
 

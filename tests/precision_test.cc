@@ -104,6 +104,58 @@ TEST_F(PrecisionTest, CpuLimitSparesAJobThatStopsUnderIt) {
   }
 }
 
+// The kick method (sched/cpu_limit.h), asked for by name: a job is killed at its CPU limit,
+// never before it, and a job that stops under it is spared.
+TEST_F(PrecisionTest, KickMethodKillsAtTheLimitAndNeverBefore) {
+  sched::ExecutorOptions options;
+  options.cgroup_parent = testing_env::cgroup_parent();
+  options.cpu_limit_method = sched::CpuLimitMethod::kKick;
+  executor_.reset();  // first: its end removes the (then empty) parent cgroup
+  executor_ = std::make_unique<sched::Executor>(options);
+  for (const char* threads : {"1", "2", "4"}) {
+    for (uint64_t limit_ms : {20u, 50u, 120u}) {
+      Limits limits;
+      limits.set_cpu_time_ms(limit_ms);
+      JobResult r = run({in_jail("burn_cpu"), "forever", threads}, limits);
+      const sched::CpuLimitMethods* methods = executor_->cpu_limit_methods();
+      ASSERT_NE(methods, nullptr);
+      if (methods->method() != sched::CpuLimitMethod::kKick) {
+        GTEST_SKIP() << "no kick method here: " << methods->detail();
+      }
+      ASSERT_EQ(r.status(), TIME_LIMIT_EXCEEDED) << describe(r);
+      EXPECT_GE(r.cpu_time_us(), limit_ms * 1000)
+          << "killed before its limit: " << threads << " thread(s), limit " << limit_ms
+          << " ms: " << describe(r);
+      EXPECT_LT(r.cpu_time_us(), limit_ms * 1000 + 50000) << describe(r);
+    }
+  }
+  for (const char* threads : {"1", "4"}) {
+    Limits limits;
+    limits.set_cpu_time_ms(55);
+    JobResult r = run({in_jail("burn_cpu"), "40", threads}, limits);
+    EXPECT_EQ(r.status(), OK) << threads << " thread(s), 40 ms of work under 55: " << describe(r);
+  }
+}
+
+// Pinned (limits.cpus): only the job's CPU is kicked; the limit holds the same.
+TEST_F(PrecisionTest, KickMethodKillsAPinnedJobAtTheLimit) {
+  sched::ExecutorOptions options;
+  options.cgroup_parent = testing_env::cgroup_parent();
+  options.cpu_limit_method = sched::CpuLimitMethod::kKick;
+  executor_.reset();  // first: its end removes the (then empty) parent cgroup
+  executor_ = std::make_unique<sched::Executor>(options);
+  std::vector<int> online = isolate::online_cpus();
+  Limits limits;
+  limits.set_cpu_time_ms(60);
+  limits.set_cpus(std::to_string(online.back()));
+  for (const char* threads : {"1", "3"}) {
+    JobResult r = run({in_jail("burn_cpu"), "forever", threads}, limits);
+    ASSERT_EQ(r.status(), TIME_LIMIT_EXCEEDED) << describe(r);
+    EXPECT_GE(r.cpu_time_us(), 60000u) << "killed before its limit: " << describe(r);
+    EXPECT_LT(r.cpu_time_us(), 60000u + 50000) << describe(r);
+  }
+}
+
 TEST_F(PrecisionTest, ReportedCpuMatchesTheProgramsOwnClock) {
   JobResult one = run({in_jail("burn_cpu"), "200", "1"});
   ASSERT_EQ(one.status(), OK) << describe(one);
