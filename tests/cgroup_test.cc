@@ -7,6 +7,7 @@
 #include <linux/magic.h>
 #include <linux/sched.h>  // struct clone_args, CLONE_INTO_CGROUP
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -353,7 +355,8 @@ TEST_F(CgroupTest, DetectsThisMachine) {
   }
   EXPECT_EQ(has_memory_v1, machine_is_hybrid());
 
-  // The parents exist, directly below each hierarchy root used, and nowhere else.
+  // The parents exist, directly below each hierarchy root every job joins, and nowhere else:
+  // the v1 cpuset and cpu ones are made by the first job asking for pinning or a quota.
   auto parents = system_->parent_dirs();
   for (const std::string& dir : parents) {
     EXPECT_TRUE(fs::is_directory(dir)) << dir;
@@ -363,9 +366,118 @@ TEST_F(CgroupTest, DetectsThisMachine) {
     std::string p = testing_env::cgroup_parent();
     EXPECT_EQ(parents,
               (std::vector<std::string>{"/sys/fs/cgroup/unified/" + p, "/sys/fs/cgroup/memory/" + p,
-                                        "/sys/fs/cgroup/pids/" + p, "/sys/fs/cgroup/cpuset/" + p,
-                                        "/sys/fs/cgroup/cpu/" + p}));
+                                        "/sys/fs/cgroup/pids/" + p}));
+    EXPECT_EQ(info.cpuset_source, "v1 cpuset, made on first use");
+    EXPECT_EQ(info.cpu_bandwidth_source, "v1 cpu.cfs_quota_us, made on first use");
   }
+  for (const fs::path& dir : parent_candidates()) {
+    if (std::find(parents.begin(), parents.end(), dir.string()) == parents.end()) {
+      EXPECT_FALSE(fs::exists(dir)) << dir;
+    }
+  }
+}
+
+bool on_demand_parents_here(const CgroupInfo& info) {
+  return info.cpuset_source.ends_with("made on first use") &&
+         info.cpu_bandwidth_source.ends_with("made on first use");
+}
+
+// The parents (absolute paths) of the v1 cpuset and cpu hierarchies.
+std::vector<std::string> on_demand_parents(const CgroupInfo& info) {
+  std::vector<std::string> out;
+  for (const auto& [controller, mount] : info.v1_mounts) {
+    if (controller == "cpuset" || controller == "cpu") {
+      out.push_back(mount + "/" + testing_env::cgroup_parent());
+    }
+  }
+  return out;
+}
+
+// Pinning and a quota through v1: the cpuset and cpu parents appear with the first job that asks
+// for them (and not for a job without), the job is pinned and limited, and it joins them before
+// exec like the other v1 hierarchies.
+TEST_F(CgroupTest, OnDemandParentsAreMadeByTheFirstJobAskingForThem) {
+  const CgroupInfo& info = system_->info();
+  if (!on_demand_parents_here(info)) GTEST_SKIP() << "pinning and quota do not use v1 here";
+  const std::vector<std::string> lazy = on_demand_parents(info);
+  ASSERT_EQ(lazy.size(), 2u);
+  const size_t eager = system_->parent_dirs().size();
+  auto plain = system_->create("plain", {.memory_bytes = 32 * kMiB});
+  for (const std::string& dir : lazy) EXPECT_FALSE(fs::exists(dir)) << dir;
+  EXPECT_EQ(system_->parent_dirs().size(), eager);
+  EXPECT_FALSE(plain->pins_cpus());
+
+  const std::string cpu = std::to_string(online_cpus().back());
+  auto pinned = system_->create("pinned", {.cpuset_cpus = cpu, .cpu_quota_percent = 50});
+  for (const std::string& dir : lazy) EXPECT_TRUE(fs::is_directory(dir + "/pinned")) << dir;
+  std::vector<std::string> parents = system_->parent_dirs();
+  EXPECT_EQ(parents.size(), eager + 2);
+  for (const std::string& dir : lazy) {
+    EXPECT_NE(std::find(parents.begin(), parents.end(), dir), parents.end()) << dir;
+  }
+  EXPECT_TRUE(pinned->pins_cpus());
+  // One cgroup.procs more per hierarchy, each once (a write by the job's first process each).
+  EXPECT_EQ(pinned->attach_fds(false).size(), plain->attach_fds(false).size() + 2);
+  const bool cpuset_first = lazy[0].find("/cpuset/") != std::string::npos;
+  EXPECT_EQ(read_file(lazy[cpuset_first ? 0 : 1] + "/pinned/cpuset.cpus"), cpu + "\n");
+  EXPECT_EQ(read_file(lazy[cpuset_first ? 1 : 0] + "/pinned/cpu.cfs_quota_us"), "50000\n");
+  ChildGuard child(fork_in_job(*pinned, [&] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 2;
+    return CPU_COUNT(&set) == 1 && CPU_ISSET(std::stoi(cpu), &set) ? 0 : 1;
+  }));
+  int status = child.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+
+  // A second pinned job finds them made.
+  auto again = system_->create("again", {.cpuset_cpus = cpu});
+  EXPECT_TRUE(again->pins_cpus());
+  EXPECT_EQ(system_->parent_dirs().size(), eager + 2);
+}
+
+// Jobs asking for pinning at once, from several threads (the cgroup filler and the caller do):
+// the parent is made once and every job gets it initialised.
+TEST_F(CgroupTest, OnDemandParentsFromSeveralThreads) {
+  if (!on_demand_parents_here(system_->info())) GTEST_SKIP() << "pinning does not use v1 here";
+  const std::string cpu = std::to_string(online_cpus().front());
+  constexpr int kThreads = 4;
+  std::vector<std::unique_ptr<JobCgroup>> jobs(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        jobs[i] = system_->create("t" + std::to_string(i),
+                                  {.cpuset_cpus = cpu, .cpu_quota_percent = 100});
+      } catch (const Error& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_EQ(errors[i], "") << i;
+    EXPECT_TRUE(jobs[i] && jobs[i]->pins_cpus()) << i;
+  }
+}
+
+// The instance that removes the parent removes the on-demand ones too, when another instance
+// (that has ended) made them: here the first instance makes them, and the second, which never
+// used them, is the last to end.
+TEST_F(CgroupTest, TheLastInstanceRemovesOnDemandParentsItDidNotMake) {
+  if (!on_demand_parents_here(system_->info())) GTEST_SKIP() << "pinning does not use v1 here";
+  const std::vector<std::string> lazy = on_demand_parents(system_->info());
+  auto other = CgroupSystem::detect(testing_env::cgroup_parent());
+  const size_t others_parents = other->parent_dirs().size();
+  const std::string cpu = std::to_string(online_cpus().front());
+  system_->create("pinned", {.cpuset_cpus = cpu, .cpu_quota_percent = 50}).reset();
+  for (const std::string& dir : lazy) EXPECT_TRUE(fs::is_directory(dir)) << dir;
+  system_->remove_parent_if_empty();  // not the last
+  for (const std::string& dir : lazy) EXPECT_TRUE(fs::is_directory(dir)) << dir;
+  EXPECT_EQ(other->parent_dirs().size(), others_parents);  // it never made them
+  other->remove_parent_if_empty();
+  for (const std::string& dir : lazy) EXPECT_FALSE(fs::exists(dir)) << dir;
 }
 
 // Two instances on one parent (two jailpool processes, or two systems in one): the first to
@@ -408,6 +520,12 @@ TEST_F(CgroupTest, ReclaimsOnlyTheJobCgroupsOfDeadInstances) {
   const std::string dead_name = "job-" + std::to_string(dead) + "-1";
   const std::string live_name = "job-" + std::to_string(live) + "-1";
   const std::string own_name = "job-" + std::to_string(::getpid()) + "-1";
+  // With the on-demand parents made (by a pinned job), which the second instance never uses
+  // but reclaims in too.
+  if (on_demand_parents_here(system_->info())) {
+    const std::string cpu = std::to_string(online_cpus().front());
+    system_->create("pin", {.cpuset_cpus = cpu, .cpu_quota_percent = 50}).reset();
+  }
   std::vector<std::string> parents = system_->parent_dirs();
   for (const std::string& parent : parents) {
     for (const std::string& name : {dead_name, live_name, own_name, std::string("keep-me")}) {

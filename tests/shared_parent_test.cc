@@ -7,6 +7,7 @@
 // JAILPOOL_SHARED_PARENT_RUNS sets the runs per stream (default 500; 100 under ASan).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "isolate/cgroup.h"
 #include "isolate/cgroup_parent.h"
 #include "test_support.h"
 
@@ -274,6 +276,61 @@ TEST_F(SharedParentTest, ADeadInstancesCgroupsAreReclaimedALiveOnesAreNot) {
       << read_file(dir_.file("live.log"));
   std::string results = read_file(live_out);
   EXPECT_EQ(count(results, "\"status\":\"OK\""), 2u) << results;
+}
+
+// The v1 cpuset and cpu parents are made only by a run that asks for pinning or a quota: the
+// first v1 cpuset cgroup on a host costs a kernel text patch on every CPU, at its mkdir and
+// again at its rmdir. inotify on those hierarchies' top directories sees every mkdir of the
+// parent there; after each run nothing is left (TearDown).
+TEST_F(SharedParentTest, OnlyARunThatPinsOrLimitsCpuMakesTheV1CpusetAndCpuParents) {
+  std::vector<std::string> roots;  // where those parents would be made
+  {
+    auto cgroups = isolate::CgroupSystem::detect(testing_env::cgroup_parent());
+    const isolate::CgroupInfo& info = cgroups->info();
+    if (!info.cpuset_source.ends_with("made on first use") ||
+        !info.cpu_bandwidth_source.ends_with("made on first use")) {
+      GTEST_SKIP() << "pinning and quota do not use on-demand v1 hierarchies here";
+    }
+    for (const auto& [controller, mount] : info.v1_mounts) {
+      if (controller == "cpuset" || controller == "cpu") roots.push_back(mount);
+    }
+    cgroups->remove_parent_if_empty();
+  }
+  ASSERT_EQ(roots.size(), 2u);
+  UniqueFd watch(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  ASSERT_TRUE(watch.valid()) << std::strerror(errno);
+  for (const std::string& root : roots) {
+    ASSERT_GE(::inotify_add_watch(watch.get(), root.c_str(), IN_CREATE), 0) << root;
+  }
+  // How many times our parent was made below those roots since the last call.
+  auto parents_made = [&] {
+    int made = 0;
+    alignas(inotify_event) char buf[4096];
+    ssize_t n;
+    while ((n = ::read(watch.get(), buf, sizeof buf)) > 0) {
+      for (char* p = buf; p < buf + n;
+           p += sizeof(inotify_event) + reinterpret_cast<inotify_event*>(p)->len) {
+        auto* e = reinterpret_cast<inotify_event*>(p);
+        if (e->len > 0 && testing_env::cgroup_parent() == e->name) ++made;
+      }
+    }
+    return made;
+  };
+
+  CliOutcome plain = run_cli({"run", "--", "/bin/true"});
+  EXPECT_EQ(plain.exit_code, 0) << plain.describe();
+  EXPECT_EQ(parents_made(), 0);
+  EXPECT_TRUE(parent_dirs_left().empty()) << join(parent_dirs_left());
+
+  CliOutcome pinned = run_cli({"run", "--cpus", "0", "--", "/bin/true"});
+  EXPECT_EQ(pinned.exit_code, 0) << pinned.describe();
+  EXPECT_EQ(parents_made(), 1);  // the cpuset one only
+  EXPECT_TRUE(parent_dirs_left().empty()) << join(parent_dirs_left());
+
+  CliOutcome quota = run_cli({"run", "--cpu-quota", "50", "--", "/bin/true"});
+  EXPECT_EQ(quota.exit_code, 0) << quota.describe();
+  EXPECT_EQ(parents_made(), 1);  // the cpu one only
+  EXPECT_TRUE(parent_dirs_left().empty()) << join(parent_dirs_left());
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "common/error.h"
@@ -282,9 +283,6 @@ struct Hierarchy {
   bool cpuacct = false;
   bool cpuset = false;
   bool cpu_bandwidth = false;
-  // Joined only by jobs that ask for it (pinning, a CPU quota): its directory is made by
-  // set_limits(), not for every job.
-  bool on_demand = false;
   std::string cpuset_prefix;  // v1 cpuset: "cpuset." (or "" when mounted with noprefix)
   std::string cpuset_mems;    // v1 cpuset: the parent's mems, copied into each job's cgroup
 };
@@ -292,7 +290,7 @@ struct Hierarchy {
 struct Layout {
   std::string parent;
   std::optional<Hierarchy> v2;
-  std::vector<Hierarchy> v1;  // distinct mounts, each with its roles
+  std::vector<Hierarchy> v1;  // distinct mounts joined by every job, each with its roles
   Source cpu = Source::kNone;
   Source memory = Source::kNone;
   Source pids = Source::kNone;
@@ -302,12 +300,136 @@ struct Layout {
   uint64_t clk_tck = 100;
 };
 
+// How many CgroupSystems this process has: with just one, a job cgroup named for this pid
+// cannot be one of its own when detect() finds it (see reclaim_job_cgroups).
+std::atomic<int> g_live_systems{0};
+
+// The v1 hierarchies that only the jobs asking for pinning or a CPU quota join (cpuset, and cpu
+// when it is not mounted with a hierarchy every job joins). Their parents are made the first
+// time a job needs them, not at detect: the first v1 cpuset cgroup on a host turns on the
+// kernel's cpusets_enabled static key (cpuset_css_online -> cpuset_inc), which patches kernel
+// text with IPIs to every CPU, and removing the last one turns it off again (~3 ms each, 9 % of
+// a no-op `jailpool run` on a hybrid host).
+//
+// Shared by the system and its jobs: a job makes the parent from set_limits(), on the cgroup
+// filler's thread or the caller's. The parent lock covers these parents like the others: one is
+// made only while this instance holds the lock shared (before close()), so no instance removes
+// the parents meanwhile, and the instance that removes them removes these too, whoever made them
+// (all_dirs(): an rmdir that finds nothing is no error).
+class OnDemandParents {
+ public:
+  enum class Role { kCpuset, kCpuBandwidth };
+
+  // Setup only, before any job exists: the entry for this hierarchy's mount, added when missing.
+  Hierarchy& add(const Hierarchy& h) {
+    for (Entry& e : entries_) {
+      if (e.h.mount == h.mount) return e.h;
+    }
+    entries_.push_back(Entry{h, State::kUnmade, {}});
+    return entries_.back().h;
+  }
+  Hierarchy* find(const std::string& mount) {
+    for (Entry& e : entries_) {
+      if (e.h.mount == mount) return &e.h;
+    }
+    return nullptr;
+  }
+
+  // The hierarchy serving `role`, its parent made and initialised by the first call; nullptr
+  // (with the reason in *why) when none serves it or making it failed (not retried: the role
+  // then falls back for the rest of this instance, as when detect found no controller).
+  const Hierarchy* get(Role role, std::string* why) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Entry& e : entries_) {
+      if (!(role == Role::kCpuset ? e.h.cpuset : e.h.cpu_bandwidth)) continue;
+      if (e.state == State::kUnmade) {
+        if (closed_) {
+          *why = "jailpool's use of the cgroup parent has ended";
+          return nullptr;
+        }
+        try {
+          make(e.h);
+          e.state = State::kReady;
+        } catch (const Error& err) {
+          e.state = State::kFailed;
+          e.error = err.what();
+        }
+      }
+      if (e.state == State::kReady) return &e.h;
+      *why = e.error;
+      return nullptr;
+    }
+    *why = "no hierarchy serves it";
+    return nullptr;
+  }
+
+  // This instance's use of the parent ends (it may no longer hold the lock): no parent is made
+  // from now on.
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+  }
+
+  // The parents made (or found) by this instance, and every one it may use.
+  std::vector<std::string> made_dirs() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> dirs;
+    for (const Entry& e : entries_) {
+      if (e.state != State::kUnmade) dirs.push_back(e.h.parent_dir);
+    }
+    return dirs;
+  }
+  std::vector<std::string> all_dirs() const {
+    std::vector<std::string> dirs;
+    for (const Entry& e : entries_) dirs.push_back(e.h.parent_dir);  // fixed after setup
+    return dirs;
+  }
+
+ private:
+  enum class State { kUnmade, kReady, kFailed };
+  struct Entry {
+    Hierarchy h;
+    State state;
+    std::string error;
+  };
+
+  // Makes the parent (or finds it, made by another instance) and, for a cpuset, gives it cpus
+  // and mems. Throws Error.
+  static void make(Hierarchy& h) {
+    if (::mkdir(h.parent_dir.c_str(), 0755) < 0) {
+      if (errno != EEXIST) throw_errno("mkdir " + h.parent_dir);
+      // It may hold the job cgroups of a dead instance (detect reclaims these only when the
+      // lock directory was there already).
+      cgroup_parent::reclaim_job_cgroups({h.parent_dir},
+                                         /*own_pid_is_orphan=*/g_live_systems == 1);
+    }
+    if (!h.cpuset) return;
+    // A new v1 cpuset cgroup starts with empty cpus and mems (no task may join it): give our
+    // parent those of the hierarchy's root, unless another instance did.
+    h.cpuset_prefix = exists(path_join(h.mount, "cpuset.cpus")) ? "cpuset." : "";
+    for (const char* what : {"cpus", "mems"}) {
+      std::string file = path_join(h.parent_dir, h.cpuset_prefix + what);
+      if (split_words(read_file(file)).empty()) {
+        write_file(file, read_file(path_join(h.mount, h.cpuset_prefix + what)));
+      }
+    }
+    h.cpuset_mems = read_file(path_join(h.parent_dir, h.cpuset_prefix + "mems"));
+    while (!h.cpuset_mems.empty() && h.cpuset_mems.back() == '\n') h.cpuset_mems.pop_back();
+  }
+
+  mutable std::mutex mutex_;
+  // Filled by setup, then fixed (pointers into it stay valid); states and the cpuset fields of a
+  // hierarchy change under mutex_, once, before get() hands the hierarchy out.
+  std::vector<Entry> entries_;
+  bool closed_ = false;
+};
+
 // ---------------------------------------------------------------------------------------------
 // JobCgroup.
 
 class JobCgroupImpl final : public JobCgroup {
  public:
-  explicit JobCgroupImpl(const Layout& layout)
+  JobCgroupImpl(const Layout& layout, std::shared_ptr<OnDemandParents> on_demand)
       : cpu_src_(layout.cpu),
         mem_src_(layout.memory),
         pids_src_(layout.pids),
@@ -315,9 +437,10 @@ class JobCgroupImpl final : public JobCgroup {
         cpu_bw_src_(layout.cpu_bandwidth),
         cgroup_kill_(layout.cgroup_kill),
         clk_tck_(layout.clk_tck),
-        parent_(layout.parent) {
+        parent_(layout.parent),
+        on_demand_(std::move(on_demand)) {
     for (const Hierarchy& h : layout.v1) {
-      if (h.cpuset || h.cpu_bandwidth) cpu_roles_.push_back(h);
+      if (h.cpu_bandwidth) cpu_roles_.push_back(h);
     }
   }
 
@@ -359,9 +482,9 @@ class JobCgroupImpl final : public JobCgroup {
   void make_dir(const std::string& parent_dir, const std::string& name, const std::string& root,
                 const std::string& parent, const std::string& match, bool v2);
   static File open_control(const std::string& dir, const char* file, int flags, bool optional);
-  // The job's directory in an on-demand v1 hierarchy (made, and joined before exec, on first
-  // use).
-  std::string on_demand_dir(const Hierarchy& h);
+  // The job's directory in a v1 hierarchy for pinning or a quota: made on first use in an
+  // on-demand one, and joined by the job's first process before exec.
+  std::string cpu_role_dir(const Hierarchy& h);
   void set_cpuset(const std::string& cpus);
   void set_cpu_quota(uint32_t percent);
   void teardown() noexcept;
@@ -371,7 +494,8 @@ class JobCgroupImpl final : public JobCgroup {
   uint64_t clk_tck_;
   std::string parent_;
   std::string name_;
-  std::vector<Hierarchy> cpu_roles_;  // v1 hierarchies for cpuset or cpu bandwidth
+  std::shared_ptr<OnDemandParents> on_demand_;
+  std::vector<Hierarchy> cpu_roles_;  // v1 hierarchies every job joins that give cpu bandwidth
   std::string v2_path_;
   bool pins_cpus_ = false;
   bool released_ = false;
@@ -416,7 +540,6 @@ void JobCgroupImpl::build(const Layout& layout, const std::string& name,
     v2_path_ = v2_path;
   }
   for (const Hierarchy& h : layout.v1) {
-    if (h.on_demand) continue;
     make_dir(h.parent_dir, name, h.mount_root, layout.parent, h.match, false);
     if (h.memory) mem_path = dirs_.back().path;
     if (h.pids) pids_path = dirs_.back().path;
@@ -427,6 +550,10 @@ void JobCgroupImpl::build(const Layout& layout, const std::string& name,
 
   mem_path_ = mem_path;
   pids_path_ = pids_path;
+  for (const Dir& d : dirs_) {
+    if (!d.v2) v1_procs_.push_back(open_control(d.path, "cgroup.procs", O_WRONLY, false));
+  }
+  // After those: a cpuset or cpu directory it makes adds its own.
   set_limits(limits);
 
   // The fds the hot path uses.
@@ -435,9 +562,6 @@ void JobCgroupImpl::build(const Layout& layout, const std::string& name,
     if (!v2_dir_) throw_errno("open " + v2_path);
     v2_procs_ = open_control(v2_path, "cgroup.procs", O_WRONLY, false);
     v2_events_ = open_control(v2_path, "cgroup.events", O_RDONLY, false);
-  }
-  for (const Dir& d : dirs_) {
-    if (!d.v2) v1_procs_.push_back(open_control(d.path, "cgroup.procs", O_WRONLY, false));
   }
   if (cpu_src_ == Source::kV2) {
     cpu_ = open_control(v2_path, "cpu.stat", O_RDONLY, false);
@@ -553,7 +677,7 @@ void JobCgroupImpl::set_limits(const CgroupLimits& limits) {
   if (limits.cpu_quota_percent) set_cpu_quota(*limits.cpu_quota_percent);
 }
 
-std::string JobCgroupImpl::on_demand_dir(const Hierarchy& h) {
+std::string JobCgroupImpl::cpu_role_dir(const Hierarchy& h) {
   for (const Dir& d : dirs_) {
     if (!d.v2 && d.match == h.match) return d.path;
   }
@@ -564,6 +688,8 @@ std::string JobCgroupImpl::on_demand_dir(const Hierarchy& h) {
     // both are set: the mems are the parent's, the cpus are written by set_cpuset.
     write_file(path_join(path, h.cpuset_prefix + "mems"), h.cpuset_mems);
   }
+  // Joined by the job's first process before exec, like the other v1 hierarchies.
+  v1_procs_.push_back(open_control(path, "cgroup.procs", O_WRONLY, false));
   return path;
 }
 
@@ -571,15 +697,10 @@ void JobCgroupImpl::set_cpuset(const std::string& cpus) {
   if (cpuset_src_ == Source::kV2) {
     write_file(path_join(v2_path_, "cpuset.cpus"), cpus);
   } else if (cpuset_src_ == Source::kV1) {
-    for (const Hierarchy& h : cpu_roles_) {
-      if (!h.cpuset) continue;
-      std::string dir = on_demand_dir(h);
-      write_file(path_join(dir, h.cpuset_prefix + "cpus"), cpus);
-      // Joined by the job's first process before exec, like the other v1 hierarchies.
-      bool joined = false;
-      for (const File& f : v1_procs_) joined = joined || f.path == path_join(dir, "cgroup.procs");
-      if (!joined) v1_procs_.push_back(open_control(dir, "cgroup.procs", O_WRONLY, false));
-    }
+    std::string why;
+    const Hierarchy* h = on_demand_->get(OnDemandParents::Role::kCpuset, &why);
+    if (!h) return;  // the parent could not be made: the caller pins with sched_setaffinity
+    write_file(path_join(cpu_role_dir(*h), h->cpuset_prefix + "cpus"), cpus);
   } else {
     return;  // no cpuset controller: the caller pins with sched_setaffinity
   }
@@ -588,23 +709,24 @@ void JobCgroupImpl::set_cpuset(const std::string& cpus) {
 
 void JobCgroupImpl::set_cpu_quota(uint32_t percent) {
   uint64_t quota_us = uint64_t{percent} * kCpuPeriodUs / 100;
+  std::string why;
+  const Hierarchy* h = nullptr;
+  if (cpu_bw_src_ == Source::kV1) {
+    // A hierarchy every job joins (cpu mounted with cpuacct), else the on-demand one.
+    h = cpu_roles_.empty() ? on_demand_->get(OnDemandParents::Role::kCpuBandwidth, &why)
+                           : &cpu_roles_.front();
+  }
   if (cpu_bw_src_ == Source::kV2) {
     write_file(path_join(v2_path_, "cpu.max"), fmt::format("{} {}", quota_us, kCpuPeriodUs));
-  } else if (cpu_bw_src_ == Source::kV1) {
-    for (const Hierarchy& h : cpu_roles_) {
-      if (!h.cpu_bandwidth) continue;
-      std::string dir = on_demand_dir(h);
-      write_file(path_join(dir, "cpu.cfs_period_us"), fmt::format("{}", kCpuPeriodUs));
-      write_file(path_join(dir, "cpu.cfs_quota_us"), fmt::format("{}", quota_us));
-      bool joined = false;
-      for (const File& f : v1_procs_) joined = joined || f.path == path_join(dir, "cgroup.procs");
-      if (!joined) v1_procs_.push_back(open_control(dir, "cgroup.procs", O_WRONLY, false));
-    }
+  } else if (h) {
+    std::string dir = cpu_role_dir(*h);
+    write_file(path_join(dir, "cpu.cfs_period_us"), fmt::format("{}", kCpuPeriodUs));
+    write_file(path_join(dir, "cpu.cfs_quota_us"), fmt::format("{}", quota_us));
   } else {
     throw Error(fmt::format(
         "cgroup {}: a CPU quota needs the cpu controller, which is not available to jailpool "
-        "(see jailpool check)",
-        dirs_.empty() ? std::string("?") : dirs_.front().path));
+        "(see jailpool check){}",
+        dirs_.empty() ? std::string("?") : dirs_.front().path, why.empty() ? "" : ": " + why));
   }
 }
 
@@ -697,10 +819,6 @@ void JobCgroupImpl::teardown() noexcept {
 // ---------------------------------------------------------------------------------------------
 // CgroupSystem.
 
-// How many CgroupSystems this process has: with just one, a job cgroup named for this pid
-// cannot be one of its own when detect() finds it (see reclaim_job_cgroups).
-std::atomic<int> g_live_systems{0};
-
 class CgroupSystemImpl final : public CgroupSystem {
  public:
   // On a throw, ends the use of the parent as remove_parent_if_empty() does.
@@ -733,7 +851,7 @@ class CgroupSystemImpl final : public CgroupSystem {
 
   std::unique_ptr<JobCgroup> create(const std::string& name, const CgroupLimits& limits) override {
     check_component(name, "cgroup name");
-    auto job = std::make_unique<JobCgroupImpl>(layout_);
+    auto job = std::make_unique<JobCgroupImpl>(layout_, on_demand_);
     job->build(layout_, name, limits);
     return job;
   }
@@ -742,9 +860,11 @@ class CgroupSystemImpl final : public CgroupSystem {
   // parent's lock exclusively removes it, with the dead instances' job cgroups it still holds
   // (cgroup_parent.h).
   void remove_parent_if_empty() override {
+    on_demand_->close();                 // before the lock may go
     if (!lock_.try_exclusive()) return;  // also when it was called before
-    std::vector<std::string> dirs = parent_dirs();
-    dirs.insert(dirs.end(), unused_dirs_.begin(), unused_dirs_.end());
+    // Every on-demand parent too, made by this instance or by another that has ended.
+    std::vector<std::string> dirs = eager_parent_dirs();
+    for (std::string& dir : on_demand_->all_dirs()) dirs.push_back(std::move(dir));
     int err = 0;
     std::string failed;
     auto remove_all = [&] {
@@ -769,10 +889,10 @@ class CgroupSystemImpl final : public CgroupSystem {
     if (err != 0) throw_errno(err, "rmdir " + failed);
   }
 
+  // The parents every job joins, then the on-demand ones made so far.
   std::vector<std::string> parent_dirs() const override {
-    std::vector<std::string> dirs;
-    if (layout_.v2) dirs.push_back(layout_.v2->parent_dir);
-    for (const Hierarchy& h : layout_.v1) dirs.push_back(h.parent_dir);
+    std::vector<std::string> dirs = eager_parent_dirs();
+    for (std::string& dir : on_demand_->made_dirs()) dirs.push_back(std::move(dir));
     return dirs;
   }
 
@@ -791,12 +911,18 @@ class CgroupSystemImpl final : public CgroupSystem {
     }
   }
   bool enable_v2_controller(const Hierarchy& h, const std::string& controller);
+  std::vector<std::string> eager_parent_dirs() const {
+    std::vector<std::string> dirs;
+    if (layout_.v2) dirs.push_back(layout_.v2->parent_dir);
+    for (const Hierarchy& h : layout_.v1) dirs.push_back(h.parent_dir);
+    return dirs;
+  }
 
   Layout layout_;
+  std::shared_ptr<OnDemandParents> on_demand_ = std::make_shared<OnDemandParents>();
   CgroupInfo info_{};
   cgroup_parent::SharedLock lock_;
   std::vector<std::string> preexisting_;  // parents that existed: they may hold leftovers
-  std::vector<std::string> unused_dirs_;  // parents made, then not used (removed at the end)
 };
 
 // Makes `controller` available to the job cgroups: the root must pass it to the parent, and
@@ -947,7 +1073,7 @@ void CgroupSystemImpl::setup(const std::string& parent, const std::vector<Cgroup
   }
 
   // A v1 hierarchy for a role; mounts shared by several controllers appear once.
-  auto use_v1 = [&](const char* controller, bool on_demand = false) -> Hierarchy* {
+  auto use_v1 = [&](const char* controller) -> Hierarchy* {
     auto it = v1_by_controller.find(controller);
     if (it == v1_by_controller.end()) return nullptr;
     const CgroupMount& m = *it->second;
@@ -955,7 +1081,6 @@ void CgroupSystemImpl::setup(const std::string& parent, const std::vector<Cgroup
       if (h.mount == m.mount_point) return &h;
     }
     Hierarchy h;
-    h.on_demand = on_demand;
     h.mount = m.mount_point;
     h.mount_root = m.root;
     h.match = controller;
@@ -994,40 +1119,48 @@ void CgroupSystemImpl::setup(const std::string& parent, const std::vector<Cgroup
     }
   }
   // Pinning and CPU bandwidth, when v2 does not serve them: v1 hierarchies that only the jobs
-  // asking for them join (a cgroup each costs a mkdir, a write and an rmdir).
-  if (layout_.cpuset == Source::kNone && (layout_.v2 || !layout_.v1.empty())) {
-    size_t before = layout_.v1.size();
-    if (Hierarchy* h = use_v1("cpuset", /*on_demand=*/true); h && h->on_demand) {
-      try {
-        // A new v1 cpuset cgroup starts with empty cpus and mems (no task may join it): give
-        // our parent those of the hierarchy's root, unless an earlier run did.
-        h->cpuset_prefix = exists(path_join(h->mount, "cpuset.cpus")) ? "cpuset." : "";
-        for (const char* what : {"cpus", "mems"}) {
-          std::string file = path_join(h->parent_dir, h->cpuset_prefix + what);
-          if (split_words(read_file(file)).empty()) {
-            write_file(file, read_file(path_join(h->mount, h->cpuset_prefix + what)));
-          }
-        }
-        h->cpuset_mems = read_file(path_join(h->parent_dir, h->cpuset_prefix + "mems"));
-        while (!h->cpuset_mems.empty() && h->cpuset_mems.back() == '\n') h->cpuset_mems.pop_back();
-        h->cpuset = true;
-        layout_.cpuset = Source::kV1;
-      } catch (const SysError&) {
-        // Pinning falls back to sched_setaffinity.
-        if (layout_.v1.size() > before) {
-          // Removed with the others at the end (another instance may be using it now).
-          unused_dirs_.push_back(layout_.v1.back().parent_dir);
-          layout_.v1.pop_back();
-        }
-      }
+  // asking for them join, their parents made on first use (OnDemandParents). Decided here from
+  // the mounts alone: nothing is made or written.
+  auto on_demand_v1 = [&](const char* controller) -> Hierarchy* {
+    auto it = v1_by_controller.find(controller);
+    if (it == v1_by_controller.end()) return nullptr;
+    const CgroupMount& m = *it->second;
+    for (const Hierarchy& h : layout_.v1) {
+      if (h.mount == m.mount_point) return nullptr;  // joined by every job (see below for cpu)
+    }
+    Hierarchy h;
+    h.mount = m.mount_point;
+    h.mount_root = m.root;
+    h.match = controller;
+    h.parent_dir = path_join(h.mount, parent);
+    return &on_demand_->add(h);
+  };
+  bool usable = layout_.v2 || !layout_.v1.empty();
+  if (layout_.cpuset == Source::kNone && usable) {
+    if (Hierarchy* h = on_demand_v1("cpuset")) {
+      h->cpuset = true;
+      layout_.cpuset = Source::kV1;
     }
   }
-  if (layout_.cpu_bandwidth == Source::kNone && (layout_.v2 || !layout_.v1.empty())) {
-    if (Hierarchy* h = use_v1("cpu", /*on_demand=*/true)) {
-      if (exists(path_join(h->parent_dir, "cpu.cfs_quota_us"))) {  // CONFIG_CFS_BANDWIDTH
-        h->cpu_bandwidth = true;
+  bool bandwidth_every_job = false;
+  if (layout_.cpu_bandwidth == Source::kNone && usable) {
+    auto it = v1_by_controller.find("cpu");
+    Hierarchy* every_job = nullptr;  // cpu mounted with a controller every job joins (cpuacct)
+    for (Hierarchy& h : layout_.v1) {
+      if (it != v1_by_controller.end() && h.mount == it->second->mount_point) every_job = &h;
+    }
+    if (every_job) {
+      if (exists(path_join(every_job->parent_dir, "cpu.cfs_quota_us"))) {  // CFS_BANDWIDTH
+        every_job->cpu_bandwidth = bandwidth_every_job = true;
         layout_.cpu_bandwidth = Source::kV1;
       }
+    } else if (it != v1_by_controller.end() &&
+               exists(path_join(it->second->mount_point, "cpu.cfs_quota_us"))) {
+      // The hierarchy's own top cgroup has the file too (only writing it there is refused).
+      Hierarchy* h = on_demand_->find(it->second->mount_point);
+      if (!h) h = on_demand_v1("cpu");
+      h->cpu_bandwidth = true;
+      layout_.cpu_bandwidth = Source::kV1;
     }
   }
   if (!layout_.v2 && layout_.v1.empty()) {
@@ -1042,9 +1175,10 @@ void CgroupSystemImpl::setup(const std::string& parent, const std::vector<Cgroup
   info_.cpu_source = source_name(layout_.cpu, "v2 cpu.stat", "v1 cpuacct");
   info_.memory_source = source_name(layout_.memory, "v2 memory", "v1 memory");
   info_.pids_source = source_name(layout_.pids, "v2 pids", "v1 pids");
-  info_.cpuset_source = source_name(layout_.cpuset, "v2 cpuset", "v1 cpuset");
-  info_.cpu_bandwidth_source =
-      source_name(layout_.cpu_bandwidth, "v2 cpu.max", "v1 cpu.cfs_quota_us");
+  info_.cpuset_source = source_name(layout_.cpuset, "v2 cpuset", "v1 cpuset, made on first use");
+  info_.cpu_bandwidth_source = source_name(
+      layout_.cpu_bandwidth, "v2 cpu.max",
+      bandwidth_every_job ? "v1 cpu.cfs_quota_us" : "v1 cpu.cfs_quota_us, made on first use");
   if (layout_.memory == Source::kV2) {
     info_.has_memory_peak = exists(path_join(mem_parent, "memory.peak"));  // 5.19+
   }
@@ -1053,8 +1187,11 @@ void CgroupSystemImpl::setup(const std::string& parent, const std::vector<Cgroup
   }
   // A parent that was there already may hold the job cgroups of an instance that died (kill -9:
   // its jobs died with their jail's init, the directories remain). A fresh one holds nothing.
+  // The on-demand parents too, should another instance have made them (an opendir each).
   if (!preexisting_.empty()) {
-    cgroup_parent::reclaim_job_cgroups(preexisting_, /*own_pid_is_orphan=*/g_live_systems == 1);
+    std::vector<std::string> dirs = preexisting_;
+    for (std::string& dir : on_demand_->all_dirs()) dirs.push_back(std::move(dir));
+    cgroup_parent::reclaim_job_cgroups(dirs, /*own_pid_is_orphan=*/g_live_systems == 1);
   }
 }
 

@@ -9,6 +9,9 @@
 //                                       cpuacct
 //   memory limit/peak/OOM             : v2 memory controller if enabled there, else v1 memory
 //   pids limit/peak                   : v2 pids controller if enabled there, else v1 pids
+//   pinning (cpuset)                  : v2 cpuset if passed down to jailpool, else a v1 cpuset
+//                                       made on first use, else none (sched_setaffinity)
+//   CPU bandwidth (quota)             : v2 cpu if passed down to jailpool, else v1 cpu
 // On this machine (hybrid) that is: v2 for placement, CPU and kill; v1 for memory and pids.
 #pragma once
 
@@ -74,8 +77,11 @@ struct CgroupInfo {
   std::string cpu_source;                                      // e.g. "v2 cpu.stat" or "v1 cpuacct"
   std::string memory_source;                                   // "v2 memory" / "v1 memory" / "none"
   std::string pids_source;                                     // "v2 pids" / "v1 pids" / "none"
-  // Pinning and bandwidth: "v2 cpuset" / "v1 cpuset" / "none" (then sched_setaffinity), and
-  // "v2 cpu.max" / "v1 cpu.cfs_quota_us" / "none".
+  // Pinning and bandwidth: "v2 cpuset" / "v1 cpuset, made on first use" / "none" (then
+  // sched_setaffinity), and "v2 cpu.max" / "v1 cpu.cfs_quota_us" (cpu mounted with cpuacct) /
+  // "v1 cpu.cfs_quota_us, made on first use" / "none". "Made on first use": the parent in that
+  // v1 hierarchy is made by the first job asking for it; should that fail, pinning falls back
+  // to sched_setaffinity and a quota is refused, as with "none".
   std::string cpuset_source;
   std::string cpu_bandwidth_source;
   bool has_cgroup_kill = false;  // v2 cgroup.kill (5.14+)
@@ -113,7 +119,10 @@ class CgroupSystem {
  public:
   // Detects the hierarchies from /proc/self/mountinfo and creates (if missing) jailpool's
   // parent cgroup named `parent` (a relative path, e.g. "jailpool" or "jailpool-test-1234")
-  // directly below the root of each hierarchy used. Never touches any other cgroup.
+  // directly below the root of each hierarchy every job joins. The parents in the v1 cpuset and
+  // cpu hierarchies, which only jobs asking for pinning or a CPU quota join, are made by the
+  // first such job (create() or set_limits(), from any thread), not here: the first v1 cpuset
+  // cgroup on a host costs the kernel a text patch on every CPU. Never touches any other cgroup.
   // On v2 it enables the memory and pids controllers in the parent's subtree_control when
   // the parent's parent offers them (writing the root's subtree_control only when the root has
   // the controller but does not pass it down yet; "+cpu" only when already offered). `parent`
@@ -148,7 +157,8 @@ class CgroupSystem {
   // in them; what stays busy is not an error. A second call does nothing.
   virtual void remove_parent_if_empty() = 0;
 
-  // Every parent directory (absolute paths), for leftover checks and reclaiming.
+  // Every parent directory made (absolute paths): those of the hierarchies every job joins,
+  // then the on-demand v1 cpuset and cpu ones once a job has made them.
   virtual std::vector<std::string> parent_dirs() const = 0;
 };
 
