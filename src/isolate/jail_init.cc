@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -136,11 +137,11 @@ long run_op(const MountOp& op) {
       return mkdir_p(op.path, 0755);
     case MountOp::Kind::kTouch: {
       if ((rc = parent_dirs(op.path)) < 0) return rc;
-      long fd =
-          call(SYS_openat, AT_FDCWD, op.path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-      if (fd < 0) return fd;
-      call(SYS_close, fd);
-      return 0;
+      // mknod, not open(O_CREAT): a slot's init shares jailpool's fd table, which other
+      // children copy at any time; a copy of a file open for writing would keep the mount
+      // writable and its read-only remount would fail with EBUSY.
+      rc = call(SYS_mknodat, AT_FDCWD, op.path, S_IFREG | 0644, 0);
+      return rc == -EEXIST ? 0 : rc;
     }
     case MountOp::Kind::kBind:
       return call(SYS_mount, op.src, op.path, nullptr, MS_BIND | MS_REC, nullptr);
@@ -404,6 +405,14 @@ void start_common(LaunchPlan* plan) {
 }
 
 }  // namespace
+
+void build_jail_tree(LaunchPlan* plan) {
+  build_template(plan);
+  for (size_t i = 0; i < plan->frozen.job_ops.size; ++i) {
+    long rc = run_op(plan->frozen.job_ops.data[i]);
+    if (rc < 0) fail(plan, LaunchStage::kJobMount, rc, static_cast<int>(i));
+  }
+}
 
 int template_holder_main(void* arg) {
   auto* plan = static_cast<LaunchPlan*>(arg);
