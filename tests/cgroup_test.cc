@@ -368,6 +368,85 @@ TEST_F(CgroupTest, DetectsThisMachine) {
   }
 }
 
+// Two instances on one parent (two jailpool processes, or two systems in one): the first to
+// end leaves the parent to the other, which still makes jobs in it; the last removes it. (Each
+// used to rmdir the parent when it looked empty: the other's next mkdir failed with ENOENT.)
+TEST_F(CgroupTest, TheLastInstanceToEndRemovesTheParent) {
+  auto other = CgroupSystem::detect(testing_env::cgroup_parent());
+  system_->remove_parent_if_empty();
+  for (const std::string& dir : other->parent_dirs()) EXPECT_TRUE(fs::is_directory(dir)) << dir;
+  EXPECT_NO_THROW(other->create("job-after", {.memory_bytes = 32 * kMiB, .pids = 8}));
+  other->remove_parent_if_empty();
+  for (const std::string& dir : other->parent_dirs()) EXPECT_FALSE(fs::exists(dir)) << dir;
+  other->remove_parent_if_empty();  // a second call does nothing
+}
+
+// A pid for a job cgroup's name: one of a process that has exited (and been reaped).
+pid_t dead_pid() {
+  pid_t pid = ::fork();
+  if (pid == 0) _exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+
+// detect() on an existing parent removes the job cgroups of dead owners (killing what is left
+// in them), keeps those of live ones and other names; the last instance to end removes the
+// rest of the dead ones', and then the parent.
+TEST_F(CgroupTest, ReclaimsOnlyTheJobCgroupsOfDeadInstances) {
+  pid_t live = ::fork();
+  if (live == 0) {
+    for (;;) ::pause();
+  }
+  ASSERT_GT(live, 0);
+  pid_t dead = dead_pid();
+  pid_t stray = ::fork();  // a process left in a dead instance's job cgroup
+  if (stray == 0) {
+    for (;;) ::pause();
+  }
+  ASSERT_GT(stray, 0);
+  const std::string dead_name = "job-" + std::to_string(dead) + "-1";
+  const std::string live_name = "job-" + std::to_string(live) + "-1";
+  const std::string own_name = "job-" + std::to_string(::getpid()) + "-1";
+  std::vector<std::string> parents = system_->parent_dirs();
+  for (const std::string& parent : parents) {
+    for (const std::string& name : {dead_name, live_name, own_name, std::string("keep-me")}) {
+      ASSERT_EQ(::mkdir(job_dir(parent, name).c_str(), 0755), 0) << job_dir(parent, name);
+    }
+  }
+  const std::string v2_dead = job_dir(parents.front(), dead_name);
+  if (!system_->info().v2_mount.empty()) {
+    std::string pid = std::to_string(stray);
+    UniqueFd procs(::open((v2_dead + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_EQ(::write(procs.get(), pid.data(), pid.size()), static_cast<ssize_t>(pid.size()));
+  }
+
+  auto second = CgroupSystem::detect(testing_env::cgroup_parent());
+  for (const std::string& parent : parents) {
+    EXPECT_FALSE(fs::exists(job_dir(parent, dead_name))) << job_dir(parent, dead_name);
+    EXPECT_TRUE(fs::is_directory(job_dir(parent, live_name))) << job_dir(parent, live_name);
+    // This process has another system, whose job cgroups these may be.
+    EXPECT_TRUE(fs::is_directory(job_dir(parent, own_name))) << job_dir(parent, own_name);
+    EXPECT_TRUE(fs::is_directory(job_dir(parent, "keep-me")));
+  }
+  int status = 0;
+  if (!system_->info().v2_mount.empty()) {
+    EXPECT_TRUE(wait_child(stray, &status, 5s));
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  } else {
+    ::kill(stray, SIGKILL);  // our own child
+    wait_child(stray, &status);
+  }
+  ::kill(live, SIGKILL);  // our own child: its job cgroups are now a dead instance's
+  wait_child(live, &status);
+
+  second.reset();  // not the last: changes nothing
+  EXPECT_TRUE(fs::is_directory(job_dir(parents.front(), live_name)));
+  for (const std::string& parent : parents) ::rmdir(job_dir(parent, "keep-me").c_str());
+  system_->remove_parent_if_empty();
+  for (const std::string& parent : parents) EXPECT_FALSE(fs::exists(parent)) << parent;
+}
+
 TEST_F(CgroupTest, RejectsBadNames) {
   EXPECT_THROW(CgroupSystem::detect("a/b"), Error);
   EXPECT_THROW(CgroupSystem::detect(".."), Error);

@@ -47,7 +47,9 @@ namespace {
 // then seccomp(2)), and returns the child's wait status. The child has its own session and
 // /dev/null as stdin, so a call that wrongly got through cannot reach the test's terminal; an
 // alarm bounds it. The child exits with body's return value.
-int run_filtered(SeccompProgram& prog, const std::function<int()>& body) {
+// `first`, when given, is installed before `prog` (as a job installs the lock ban).
+int run_filtered(SeccompProgram& prog, const std::function<int()>& body,
+                 const sock_fprog* first = nullptr) {
   const sock_fprog* fprog = prog.fprog();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -60,6 +62,9 @@ int run_filtered(SeccompProgram& prog, const std::function<int()>& body) {
     int null = ::open("/dev/null", O_RDWR);
     if (null < 0 || ::dup2(null, 0) < 0) ::_exit(120);
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(121);
+    if (first != nullptr && ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, first) != 0) {
+      ::_exit(123);
+    }
     if (fprog->len > 0 && ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, fprog) != 0) {
       ::_exit(122);
     }
@@ -211,43 +216,9 @@ struct flock write_lock() {
   return fl;
 }
 
-// File locks, leases, dnotify and personality changes return -1 with an errno, and the process
+// inotify, leases, dnotify and personality changes return -1 with an errno, and the process
 // lives. The calls are real ones that succeed without the filter (checked below).
 const SoftDeniedCall kSoftDeniedCalls[] = {
-    {"flock", [] { return long{::flock(temp_fd(O_RDWR), LOCK_EX)}; }, ENOLCK},
-    {"flock_shared_nonblocking", [] { return long{::flock(temp_fd(O_RDONLY), LOCK_SH | LOCK_NB)}; },
-     ENOLCK},
-    {"fcntl_setlk",
-     [] {
-       struct flock fl = write_lock();
-       return long{::fcntl(temp_fd(O_RDWR), F_SETLK, &fl)};
-     },
-     ENOLCK},
-    {"fcntl_setlkw",
-     [] {
-       struct flock fl = write_lock();
-       return long{::fcntl(temp_fd(O_RDWR), F_SETLKW, &fl)};
-     },
-     ENOLCK},
-    {"fcntl_ofd_setlk",
-     [] {
-       struct flock fl = write_lock();
-       return long{::fcntl(temp_fd(O_RDWR), F_OFD_SETLK, &fl)};
-     },
-     ENOLCK},
-    {"fcntl_ofd_setlkw",
-     [] {
-       struct flock fl = write_lock();
-       return long{::fcntl(temp_fd(O_RDWR), F_OFD_SETLKW, &fl)};
-     },
-     ENOLCK},
-    // The kernel reads cmd as 32 bits: the upper half must not hide F_SETLK.
-    {"fcntl_setlk_high_bits",
-     [] {
-       struct flock fl = write_lock();
-       return ::syscall(SYS_fcntl, temp_fd(O_RDWR), F_SETLK | (1UL << 32), &fl);
-     },
-     ENOLCK},
     {"inotify_init1", [] { return long{::inotify_init1(IN_CLOEXEC)}; }, ENOSYS},
     {"fanotify_init", [] { return ::syscall(SYS_fanotify_init, 0, O_RDONLY); }, ENOSYS},
     {"fcntl_setlease", [] { return long{::fcntl(temp_fd(O_RDONLY), F_SETLEASE, F_RDLCK)}; }, EPERM},
@@ -299,6 +270,104 @@ TEST_P(SoftDeniedCallTest, SucceedsWithoutAFilter) {
 INSTANTIATE_TEST_SUITE_P(Default, SoftDeniedCallTest, ::testing::ValuesIn(kSoftDeniedCalls),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// File locks: the default policy allows them (a jail's files are its own inodes, overlay.h);
+// the lock ban, which a job installs as well when its jail could not get them, refuses them
+// with ENOLCK, and the process lives.
+struct LockCall {
+  const char* name;
+  long (*call)();
+};
+const LockCall kLockCalls[] = {
+    {"flock", [] { return long{::flock(temp_fd(O_RDWR), LOCK_EX)}; }},
+    {
+        "flock_shared_nonblocking",
+        [] { return long{::flock(temp_fd(O_RDONLY), LOCK_SH | LOCK_NB)}; },
+    },
+    {
+        "fcntl_setlk",
+        [] {
+          struct flock fl = write_lock();
+          return long{::fcntl(temp_fd(O_RDWR), F_SETLK, &fl)};
+        },
+    },
+    {
+        "fcntl_setlkw",
+        [] {
+          struct flock fl = write_lock();
+          return long{::fcntl(temp_fd(O_RDWR), F_SETLKW, &fl)};
+        },
+    },
+    {
+        "fcntl_ofd_setlk",
+        [] {
+          struct flock fl = write_lock();
+          return long{::fcntl(temp_fd(O_RDWR), F_OFD_SETLK, &fl)};
+        },
+    },
+    {
+        "fcntl_ofd_setlkw",
+        [] {
+          struct flock fl = write_lock();
+          return long{::fcntl(temp_fd(O_RDWR), F_OFD_SETLKW, &fl)};
+        },
+    },
+    // The kernel reads cmd as 32 bits: the upper half must not hide F_SETLK.
+    {
+        "fcntl_setlk_high_bits",
+        [] {
+          struct flock fl = write_lock();
+          return ::syscall(SYS_fcntl, temp_fd(O_RDWR), F_SETLK | (1UL << 32), &fl);
+        },
+    },
+};
+
+void PrintTo(const LockCall& call, std::ostream* os) {
+  *os << call.name;
+}
+
+class LockCallTest : public ::testing::TestWithParam<LockCall> {};
+
+TEST_P(LockCallTest, AllowedByTheDefaultPolicy) {
+  SeccompProgram prog = default_program();
+  LockCall param = GetParam();
+  EXPECT_TRUE(
+      exited(run_filtered(prog, [param] { return soft_call_status(param.call, ENOLCK); }), 1));
+}
+
+TEST_P(LockCallTest, RefusedByTheLockBan) {
+  SeccompProgram prog = default_program();
+  ASSERT_NE(prog.lock_ban_fprog(), nullptr);
+  LockCall param = GetParam();
+  EXPECT_EXIT0(run_filtered(
+      prog, [param] { return soft_call_status(param.call, ENOLCK); }, prog.lock_ban_fprog()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Default, LockCallTest, ::testing::ValuesIn(kLockCalls),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// The ban leaves the rest of fcntl alone, F_GETLK included, and exists in the default mode only.
+TEST(Seccomp, LockBanKeepsTheRestOfFcntl) {
+  SeccompProgram prog = default_program();
+  EXPECT_EXIT0(run_filtered(
+      prog,
+      [] {
+        int fd = temp_fd(O_RDWR);
+        struct flock fl = write_lock();
+        if (::fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK) return 1;
+        int flags = ::fcntl(fd, F_GETFL);
+        return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_APPEND) == 0 ? 0 : 2;
+      },
+      prog.lock_ban_fprog()));
+  Profile allow;
+  allow.set_seccomp(SECCOMP_ALLOW_LIST);
+  allow.add_seccomp_allow("exit_group");
+  allow.add_seccomp_allow("flock");
+  EXPECT_EQ(compile_seccomp(allow).lock_ban_fprog(), nullptr);
+  Profile none;
+  none.set_seccomp(SECCOMP_NONE);
+  EXPECT_EQ(compile_seccomp(none).lock_ban_fprog(), nullptr);
+}
+
 // AF_ALG (the kernel's crypto API) fails as if the kernel did not have it.
 TEST(Seccomp, AfAlgSocketIsRefused) {
   SeccompProgram none;
@@ -333,17 +402,15 @@ TEST(Seccomp, I386AbiKills) {
 #endif
 
 // Every call on the unconditional list, called with junk arguments (-1: bad fds, pointers and
-// flags, so a call that got through would fail harmlessly), kills; clone3 and flock fail with
-// their errno instead.
+// flags, so a call that got through would fail harmlessly), kills; clone3 and the inotify calls
+// fail with their errno instead.
 TEST(Seccomp, EveryUnconditionalDenialKills) {
   SeccompProgram prog = default_program();
   for (const std::string& name : default_denied_syscalls()) {
     int nr = ::seccomp_syscall_resolve_name(name.c_str());
     if (name == "open_tree_attr" && nr < 0) nr = 467;
     ASSERT_GE(nr, 0) << name;
-    int err = name == "clone3" || name.find("notify_init") != std::string::npos ? ENOSYS
-              : name == "flock"                                                 ? ENOLCK
-                                                                                : 0;
+    int err = name == "clone3" || name.find("notify_init") != std::string::npos ? ENOSYS : 0;
     int status = run_filtered(prog, [nr, err] {
       long ret = ::syscall(nr, -1L, -1L, -1L, -1L, -1L, -1L);
       return ret == -1 && errno == err ? 0 : 1;
@@ -618,6 +685,16 @@ TEST(Seccomp, ExtraDenyKillsSoftDenials) {
     struct flock fl = write_lock();
     return ::fcntl(dev_null(), F_SETLK, &fl);
   }));
+  // The lock ban leaves denied calls to the main filter (its errno would outrank a notification).
+  EXPECT_SIGSYS(run_filtered(
+      prog, [] { return ::flock(dev_null(), LOCK_EX); }, prog.lock_ban_fprog()));
+  EXPECT_SIGSYS(run_filtered(
+      prog,
+      [] {
+        struct flock fl = write_lock();
+        return ::fcntl(dev_null(), F_SETLK, &fl);
+      },
+      prog.lock_ban_fprog()));
   EXPECT_SIGSYS(run_filtered(prog, [] { return ::fcntl(0, F_GETFL) >= 0 ? 0 : 1; }));
   EXPECT_SIGSYS(run_filtered(prog, [] { return ::personality(0xffffffff) >= 0 ? 0 : 1; }));
   EXPECT_EXIT0(run_filtered(prog, [] { return ::syscall(SYS_getpid) > 0 ? 0 : 1; }));
@@ -670,11 +747,12 @@ TEST(Seccomp, DefaultDeniedList) {
   const auto& names = default_denied_syscalls();
   auto has = [&](const char* name) { return std::count(names.begin(), names.end(), name) == 1; };
   for (const char* name : {"bpf", "io_uring_setup", "keyctl", "mount", "unshare", "setns",
-                           "kexec_load", "open_by_handle_at", "flock", "clone3", "ptrace"}) {
+                           "kexec_load", "open_by_handle_at", "clone3", "ptrace"}) {
     EXPECT_TRUE(has(name)) << name;
   }
-  // Calls denied only for some arguments are not on the list.
-  for (const char* name : {"clone", "ioctl", "socket", "fcntl", "personality", "getpid"}) {
+  // Calls denied only for some arguments are not on the list, nor flock (allowed: a jail's
+  // files are its own).
+  for (const char* name : {"clone", "ioctl", "socket", "fcntl", "personality", "getpid", "flock"}) {
     EXPECT_FALSE(has(name)) << name;
   }
 }

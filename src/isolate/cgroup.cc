@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "isolate/cgroup_parent.h"
 
 namespace jailpool::isolate {
 
@@ -695,12 +697,37 @@ void JobCgroupImpl::teardown() noexcept {
 // ---------------------------------------------------------------------------------------------
 // CgroupSystem.
 
+// How many CgroupSystems this process has: with just one, a job cgroup named for this pid
+// cannot be one of its own when detect() finds it (see reclaim_job_cgroups).
+std::atomic<int> g_live_systems{0};
+
 class CgroupSystemImpl final : public CgroupSystem {
  public:
-  // Records each parent directory it creates in *created, so that detect() can remove them
-  // again when the constructor throws.
+  // On a throw, ends the use of the parent as remove_parent_if_empty() does.
   CgroupSystemImpl(const std::string& parent, const std::vector<CgroupMount>& mounts,
-                   const CgroupOptions& options, std::vector<std::string>* created);
+                   const CgroupOptions& options) {
+    ++g_live_systems;
+    try {
+      setup(parent, mounts, options);
+    } catch (...) {
+      try {
+        remove_parent_if_empty();
+      } catch (const Error&) {
+        // The first error is the one to report.
+      }
+      --g_live_systems;
+      throw;
+    }
+  }
+
+  ~CgroupSystemImpl() override {
+    try {
+      remove_parent_if_empty();
+    } catch (const Error&) {
+      // Best effort: the next instance to end removes it.
+    }
+    --g_live_systems;
+  }
 
   const CgroupInfo& info() const override { return info_; }
 
@@ -711,12 +738,35 @@ class CgroupSystemImpl final : public CgroupSystem {
     return job;
   }
 
+  // Other instances may be using the parent (concurrent runs): only the one that gets the
+  // parent's lock exclusively removes it, with the dead instances' job cgroups it still holds
+  // (cgroup_parent.h).
   void remove_parent_if_empty() override {
-    for (const std::string& dir : parent_dirs()) {
-      if (::rmdir(dir.c_str()) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY) {
-        throw_errno("rmdir " + dir);
+    if (!lock_.try_exclusive()) return;  // also when it was called before
+    std::vector<std::string> dirs = parent_dirs();
+    dirs.insert(dirs.end(), unused_dirs_.begin(), unused_dirs_.end());
+    int err = 0;
+    std::string failed;
+    auto remove_all = [&] {
+      bool busy = false;
+      for (const std::string& dir : dirs) {
+        if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) continue;
+        if (errno == EBUSY || errno == ENOTEMPTY) {
+          busy = true;
+        } else if (err == 0) {
+          err = errno;
+          failed = dir;
+        }
       }
+      return busy;
+    };
+    if (remove_all()) {
+      // Job cgroups are left: a dead instance's, or this one's that a slow exit kept busy.
+      cgroup_parent::reclaim_job_cgroups(dirs, /*own_pid_is_orphan=*/true);
+      remove_all();
     }
+    lock_.release();
+    if (err != 0) throw_errno(err, "rmdir " + failed);
   }
 
   std::vector<std::string> parent_dirs() const override {
@@ -727,18 +777,26 @@ class CgroupSystemImpl final : public CgroupSystem {
   }
 
  private:
+  void setup(const std::string& parent, const std::vector<CgroupMount>& mounts,
+             const CgroupOptions& options);
+
+  // The first parent made is the lock directory: it is made (or found) under the shared lock,
+  // and the others after it.
   void make_parent(const std::string& dir) {
-    if (::mkdir(dir.c_str(), 0755) == 0) {
-      created_->push_back(dir);
-    } else if (errno != EEXIST) {
-      throw_errno("mkdir " + dir);
+    if (!lock_.held()) {
+      if (!lock_.acquire(dir)) preexisting_.push_back(dir);
+    } else if (::mkdir(dir.c_str(), 0755) < 0) {
+      if (errno != EEXIST) throw_errno("mkdir " + dir);
+      preexisting_.push_back(dir);
     }
   }
   bool enable_v2_controller(const Hierarchy& h, const std::string& controller);
 
   Layout layout_;
   CgroupInfo info_{};
-  std::vector<std::string>* created_;
+  cgroup_parent::SharedLock lock_;
+  std::vector<std::string> preexisting_;  // parents that existed: they may hold leftovers
+  std::vector<std::string> unused_dirs_;  // parents made, then not used (removed at the end)
 };
 
 // Makes `controller` available to the job cgroups: the root must pass it to the parent, and
@@ -754,12 +812,41 @@ std::string own_v2_cgroup() {
   return {};
 }
 
+// True when every process in the cgroup `dir` runs the same program as this one (none at all
+// included): other jailpools, started beside this one in a delegated subtree.
+bool only_jailpools_in(const std::string& dir) {
+  auto exe = [](const std::string& link) {
+    char buf[4096];
+    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  };
+  const std::string self = exe("/proc/self/exe");
+  for (pid_t pid : read_procs(dir)) {
+    if (self.empty() || exe(fmt::format("/proc/{}/exe", pid)) != self) return false;
+  }
+  return true;
+}
+
 bool CgroupSystemImpl::enable_v2_controller(const Hierarchy& h, const std::string& controller) {
   std::string root_ctl = path_join(h.base, "cgroup.subtree_control");
   std::string parent_ctl = path_join(h.parent_dir, "cgroup.subtree_control");
   try {
     if (!contains(split_words(read_file(root_ctl)), controller)) {
-      write_file(root_ctl, "+" + controller);
+      for (int waited_ms = 0;; waited_ms += 2) {
+        try {
+          write_file(root_ctl, "+" + controller);
+          break;
+        } catch (const SysError& e) {
+          // A delegated subtree that still holds processes cannot pass controllers down
+          // (EBUSY). Other jailpools started in it beside this one move into the leaf within
+          // milliseconds: wait for them, not for anything else.
+          if (e.err() != EBUSY || h.base == h.mount || waited_ms >= 1000 ||
+              !only_jailpools_in(h.base)) {
+            throw;
+          }
+          sleep_us(2000);
+        }
+      }
     }
     if (!contains(split_words(read_file(parent_ctl)), controller)) {
       write_file(parent_ctl, "+" + controller);
@@ -770,10 +857,8 @@ bool CgroupSystemImpl::enable_v2_controller(const Hierarchy& h, const std::strin
   return true;
 }
 
-CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
-                                   const std::vector<CgroupMount>& mounts,
-                                   const CgroupOptions& options, std::vector<std::string>* created)
-    : created_(created) {
+void CgroupSystemImpl::setup(const std::string& parent, const std::vector<CgroupMount>& mounts,
+                             const CgroupOptions& options) {
   layout_.parent = parent;
   long tck = ::sysconf(_SC_CLK_TCK);
   layout_.clk_tck = tck > 0 ? static_cast<uint64_t>(tck) : 100;
@@ -930,7 +1015,8 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
       } catch (const SysError&) {
         // Pinning falls back to sched_setaffinity.
         if (layout_.v1.size() > before) {
-          ::rmdir(layout_.v1.back().parent_dir.c_str());
+          // Removed with the others at the end (another instance may be using it now).
+          unused_dirs_.push_back(layout_.v1.back().parent_dir);
           layout_.v1.pop_back();
         }
       }
@@ -964,6 +1050,11 @@ CgroupSystemImpl::CgroupSystemImpl(const std::string& parent,
   }
   if (layout_.pids != Source::kNone) {
     info_.has_pids_peak = exists(path_join(pids_parent, "pids.peak"));
+  }
+  // A parent that was there already may hold the job cgroups of an instance that died (kill -9:
+  // its jobs died with their jail's init, the directories remain). A fresh one holds nothing.
+  if (!preexisting_.empty()) {
+    cgroup_parent::reclaim_job_cgroups(preexisting_, /*own_pid_is_orphan=*/g_live_systems == 1);
   }
 }
 
@@ -1061,13 +1152,7 @@ std::unique_ptr<CgroupSystem> CgroupSystem::detect(const std::string& parent,
                                                    const CgroupOptions& options) {
   check_component(parent, "cgroup parent");
   std::vector<CgroupMount> mounts = parse_cgroup_mounts(read_file("/proc/self/mountinfo"));
-  std::vector<std::string> created;
-  try {
-    return std::make_unique<CgroupSystemImpl>(parent, mounts, options, &created);
-  } catch (...) {
-    for (auto it = created.rbegin(); it != created.rend(); ++it) ::rmdir(it->c_str());
-    throw;
-  }
+  return std::make_unique<CgroupSystemImpl>(parent, mounts, options);
 }
 
 }  // namespace jailpool::isolate

@@ -78,7 +78,7 @@ struct CgroupInfo {
   // "v2 cpu.max" / "v1 cpu.cfs_quota_us" / "none".
   std::string cpuset_source;
   std::string cpu_bandwidth_source;
-  bool has_cgroup_kill = false;                                // v2 cgroup.kill (5.14+)
+  bool has_cgroup_kill = false;  // v2 cgroup.kill (5.14+)
   bool has_memory_peak = false;  // v2 memory.peak (5.19+); v1 uses max_usage_in_bytes instead
   bool has_pids_peak = false;
   std::string delegated_subtree;  // pure v2: jailpool's own cgroup when it is not the root
@@ -118,10 +118,19 @@ class CgroupSystem {
   // the parent's parent offers them (writing the root's subtree_control only when the root has
   // the controller but does not pass it down yet; "+cpu" only when already offered). `parent`
   // must be a single path component. Throws Error when jailpool cannot work here, after
-  // removing the parent directories this call created.
+  // removing the parent directories unless another instance uses them.
+  //
+  // Any number of instances (processes, or CgroupSystems in one process) may share a parent:
+  // each holds a shared lock on it until remove_parent_if_empty() or its destruction, and the
+  // last one removes it (isolate/cgroup_parent.h). When the parent was there already, detect()
+  // removes the job cgroups of dead instances found in it, after killing what is left inside:
+  // a job cgroup named job-<pid>-<anything> belongs to the process <pid> (in this pid
+  // namespace: instances in different pid namespaces must not share a parent), and other names
+  // are never touched.
   static std::unique_ptr<CgroupSystem> detect(const std::string& parent,
                                               const CgroupOptions& options = {});
 
+  // Ends this instance's use of the parent as remove_parent_if_empty() does.
   virtual ~CgroupSystem() = default;
   virtual const CgroupInfo& info() const = 0;
 
@@ -133,7 +142,10 @@ class CgroupSystem {
   virtual std::unique_ptr<JobCgroup> create(const std::string& name,
                                             const CgroupLimits& limits) = 0;
 
-  // Removes the parent directories if they are empty (EBUSY/ENOTEMPTY are not errors).
+  // Ends this instance's use of the parent (call it after every JobCgroup it created is gone;
+  // create() must not be called afterwards). When no other instance uses the parent, removes
+  // the parent directories, with any job cgroups of dead instances (or of this process) still
+  // in them; what stays busy is not an error. A second call does nothing.
   virtual void remove_parent_if_empty() = 0;
 
   // Every parent directory (absolute paths), for leftover checks and reclaiming.

@@ -12,6 +12,7 @@
 
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
+#include "isolate/overlay.h"
 #include "isolate/perf_counter.h"
 #include "isolate/seccomp.h"
 
@@ -45,6 +46,10 @@ std::vector<Feature> probe_features(const CgroupSystem* cgroups) {
   add("close_range", true, syscall_exists(SYS_close_range, ~0U, ~0U),
       "only fds 0-2 reach the job (5.9+)");
   add("seccomp filter", true, prctl(PR_GET_SECCOMP) >= 0, "default deny-list");
+  bool overlay = overlay_supported();
+  add("overlayfs", false, overlay,
+      overlay ? "file locks: each jail reads the host's files through overlays of its own"
+              : "file locks are refused (ENOLCK): jobs would share them on the host's files");
   add("seccomp user notification", false, seccomp_notify_available(),
       "names the denied call in SECCOMP_VIOLATION; --seccomp-log");
   add("cgroup.kill", false, info && info->has_cgroup_kill,

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,12 +20,14 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 
 #include "common/error.h"
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
 #include "isolate/files.h"
+#include "isolate/overlay.h"
 #include "isolate/seccomp.h"
 
 #ifndef CLONE_CLEAR_SIGHAND
@@ -74,6 +77,8 @@ void release_stack(void* stack) {
   }
 }
 constexpr unsigned long kNoSuidDev = MS_NOSUID | MS_NODEV;
+// A read-only file bind whose source is a mount of its own is copied up to this size.
+constexpr off_t kMaxCopiedFile = 64 * 1024;
 
 using Kind = MountOp::Kind;
 
@@ -191,33 +196,99 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
       }
     }
     std::vector<MountOp> remounts;
-    auto add_bind = [&](const ResolvedBind& b) {
+    // Read-only binds are bound from overlays of the host's mounts (overlay.h), so that the
+    // jail's inodes, and the file locks on them, are its own: one overlay per host mount the
+    // binds come from (the default profile's /usr and /etc files: one, of /), mounted in the
+    // staging root as /ovl/N and dropped with it after the pivot (the binds keep it alive).
+    // Overlays do not show the mounts inside their lower layer: a bind's submounts get their
+    // own. rw binds stay plain binds: they are the writable space the profile shares on
+    // purpose, a channel already, and locks there are what sharing it asks for.
+    std::optional<MountTable> table;
+    std::vector<std::string> overlays;  // host mount point of /ovl/<index>
+    auto staged_host = [](const std::string& host) {
+      return host == "/" ? std::string("/oldroot") : join("/oldroot", host);
+    };
+    auto overlay_of = [&](const std::string& mount_point) {
+      auto it = std::find(overlays.begin(), overlays.end(), mount_point);
+      size_t index = static_cast<size_t>(it - overlays.begin());
+      std::string dir = fmt::format("/ovl/{}", index);
+      if (it != overlays.end()) return dir;
+      if (overlays.empty()) t.push_back(op(Kind::kMkdir, "/ovl/empty"));
+      overlays.push_back(mount_point);
+      t.push_back(op(Kind::kMkdir, dir));
+      std::string lower = staged_host(mount_point);
+      t.push_back(op(Kind::kOverlay, dir, lower, MS_RDONLY | kNoSuidDev,
+                     overlay_lowerdir_option(lower, "/ovl/empty")));
+      return dir;
+    };
+    std::function<void(const ResolvedBind&, bool)> add_bind = [&](const ResolvedBind& b,
+                                                                  bool submounts) {
       std::string inside = join("/newroot", b.dst);
       if (b.is_symlink) {
         t.push_back(op(Kind::kSymlink, inside, b.link_target));
         return;
       }
-      t.push_back(op(b.is_dir ? Kind::kMkdir : Kind::kTouch, inside));
-      t.push_back(op(Kind::kBind, inside, join("/oldroot", b.host)));
       unsigned long flags = kNoSuidDev | (b.rw ? 0 : MS_RDONLY) | (b.noexec ? MS_NOEXEC : 0);
+      std::string from = join("/oldroot", b.host);
+      if (!b.rw) {
+        if (!table) table = MountTable::read();
+        const std::string& mount_point = table->mount_of(b.host);
+        struct stat st;
+        if (mount_point == b.host && !b.is_dir) {
+          // A file mounted on its own (Docker's /etc/hosts): no directory to overlay. A small
+          // one is copied into the jail's root; anything else is the host's inode, and the
+          // jail keeps the lock ban.
+          if (stat(b.host.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+              st.st_size <= kMaxCopiedFile) {
+            MountOp copy = op(Kind::kCopyFile, inside, from);
+            copy.arg = st.st_mode & (b.noexec ? 0666 : 0777);
+            t.push_back(copy);
+            return;
+          }
+          plan.ban_locks = true;
+        } else {
+          from = overlay_of(mount_point) +
+                 (mount_point == "/" ? b.host : b.host.substr(mount_point.size()));
+        }
+      }
+      t.push_back(op(b.is_dir ? Kind::kMkdir : Kind::kTouch, inside));
+      t.push_back(op(Kind::kBind, inside, from));
       remounts.push_back(op(Kind::kRemount, inside, {}, flags));
+      if (b.rw || !b.is_dir || !submounts) return;
+      for (const std::string& sub : table->beneath(b.host)) {
+        struct stat st;
+        if (lstat(sub.c_str(), &st) != 0) continue;
+        ResolvedBind s = b;
+        s.host = sub;
+        s.dst = b.dst + sub.substr(b.host == "/" ? 0 : b.host.size());
+        s.is_dir = S_ISDIR(st.st_mode);
+        add_bind(s, false);
+      }
     };
     for (int i = 0; i < profile.bind_size(); ++i) {
-      if (auto b = resolve_bind(profile.bind(i), fmt::format("bind[{}].src", i))) add_bind(*b);
+      if (auto b = resolve_bind(profile.bind(i), fmt::format("bind[{}].src", i))) {
+        add_bind(*b, true);
+      }
     }
     for (size_t i = 0; i < extra_binds.size(); ++i) {
-      if (auto b = resolve_bind(extra_binds[i], fmt::format("job bind[{}].src", i))) add_bind(*b);
+      if (auto b = resolve_bind(extra_binds[i], fmt::format("job bind[{}].src", i))) {
+        add_bind(*b, true);
+      }
     }
 
-    // /dev: a small tmpfs with the harmless devices bound from the host.
+    // /dev: a small tmpfs with the harmless devices, nodes of the jail's own (the host's
+    // nodes would share their lock state between jobs; bound from the host if mknod fails).
     t.push_back(op(Kind::kMkdir, "/newroot/dev"));
     t.push_back(op(Kind::kTmpfs, "/newroot/dev", {}, MS_NOSUID | MS_NOEXEC,
                    "size=64k,nr_inodes=64,mode=755"));
-    for (const char* dev : {"null", "zero", "full", "random", "urandom"}) {
-      std::string inside = fmt::format("/newroot/dev/{}", dev);
-      t.push_back(op(Kind::kTouch, inside));
-      t.push_back(op(Kind::kBind, inside, fmt::format("/oldroot/dev/{}", dev)));
-      remounts.push_back(op(Kind::kRemount, inside, {}, MS_NOSUID | MS_NOEXEC));
+    // The kernel's fixed numbers of the mem devices (drivers/char/mem.c).
+    static constexpr std::pair<const char*, unsigned> kDevices[] = {
+        {"null", 3}, {"zero", 5}, {"full", 7}, {"random", 8}, {"urandom", 9}};
+    for (const auto& [dev, minor] : kDevices) {
+      MountOp node = op(Kind::kMknod, fmt::format("/newroot/dev/{}", dev),
+                        fmt::format("/oldroot/dev/{}", dev));
+      node.arg = makedev(1, minor);
+      t.push_back(node);
     }
     t.push_back(op(Kind::kSymlink, "/newroot/dev/fd", "/proc/self/fd"));
     t.push_back(op(Kind::kSymlink, "/newroot/dev/stdin", "/proc/self/fd/0"));
@@ -314,6 +385,12 @@ std::string describe_op(const MountOp& op) {
       return fmt::format("mask {}", strip(op.path));
     case Kind::kMoveMount:
       return fmt::format("move the working directory's tmpfs onto {}", strip(op.path));
+    case Kind::kOverlay:
+      return fmt::format("overlay of {} (or a bind of it) on {}", strip(op.src), op.path);
+    case Kind::kMknod:
+      return fmt::format("mknod {} (or a bind of {})", strip(op.path), strip(op.src));
+    case Kind::kCopyFile:
+      return fmt::format("copy {} to {} (or a bind of it)", strip(op.src), strip(op.path));
   }
   return "?";
 }
@@ -493,6 +570,7 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
     if (&tmpl->profile() != config.profile) throw Error("jail: template of another profile");
     if (!config.extra_binds.empty()) throw Error("jail: a pooled jail cannot have extra binds");
     build_mounts(plan, profile, config.extra_binds, MountMode::kPooledJob, config.cwd_mount_fd);
+    plan.ban_locks = tmpl->locks_shared();
     plan.build_root = false;
     plan.loopback_up = false;
     for (int i = 0; i < 3; ++i) {
@@ -509,6 +587,7 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   // each other.
   for (int i = 0; i < 3; ++i) {
     int fd = config.stdio[i];
+    if (fd < 0 && i == 0) continue;  // the jail's own /dev/null
     if (fd < 0) throw Error(fmt::format("jail: no fd for stdio {}", i));
     if (fd < 3) {
       int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -539,6 +618,7 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   plan.rlimits = config.rlimits;
   if (config.seccomp != nullptr && !config.seccomp->empty()) {
     plan.seccomp = config.seccomp->fprog();
+    plan.seccomp_lock_ban = config.seccomp->lock_ban_fprog();
     if (config.seccomp->notifies()) {
       if (seccomp_notif_size() > kSeccompNotifBuffer) {
         throw Error("seccomp: this kernel's notification does not fit init's buffer");
@@ -696,6 +776,8 @@ std::unique_ptr<JailTemplate> JailTemplate::create(const Profile& profile) {
     std::atomic_thread_fence(std::memory_order_acquire);
     throw Error("template: " + describe_failure(plan));
   }
+  std::atomic_thread_fence(std::memory_order_acquire);  // the holder wrote its report first
+  t->locks_shared_ = plan.ban_locks || plan.report.locks_shared != 0;
   static constexpr const char* kNs[3] = {"mnt", "net", "uts"};
   for (int i = 0; i < 3; ++i) {
     std::string path = fmt::format("/proc/{}/ns/{}", pid, kNs[i]);

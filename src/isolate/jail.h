@@ -30,7 +30,9 @@ struct JailConfig {
   std::vector<std::string> env;  // K=V, complete
   std::string cwd;               // inside the jail; "" = the profile's cwd
   std::vector<LaunchPlan::Rlimit> rlimits;
-  int stdio[3] = {-1, -1, -1};  // host fds (not owned), dup'ed into the jail as 0, 1, 2
+  // Host fds (not owned), dup'ed into the jail as 0, 1, 2. stdio[0] -1: the jail's own
+  // /dev/null (the host's is one inode for every job: POSIX locks on it are a channel).
+  int stdio[3] = {-1, -1, -1};
   // nullptr or empty: no filter. A notifying one (SeccompProgram::notifies) is served by the
   // jail's init; JailOutcome reports what it saw.
   SeccompProgram* seccomp = nullptr;
@@ -61,6 +63,9 @@ class JailTemplate {
   // False once the holder died (the template must then be replaced).
   bool alive() const;
   pid_t holder_pid() const { return pid_; }
+  // Some read-only file of the template is the host's own inode (no overlay for it): its
+  // jobs keep the lock ban (LaunchPlan::seccomp_lock_ban).
+  bool locks_shared() const { return locks_shared_; }
 
  private:
   JailTemplate() = default;
@@ -71,6 +76,7 @@ class JailTemplate {
   pid_t pid_ = -1;
   UniqueFd ns_owned_[3];
   int ns_fds_[3] = {-1, -1, -1};
+  bool locks_shared_ = false;
 };
 
 // Checks, from the host and before anything starts, that the program exists in the jail's

@@ -130,19 +130,72 @@ long parent_dirs(const char* path) {
   return mkdir_p(buf, 0755);
 }
 
+long touch(const char* path) {
+  long rc = parent_dirs(path);
+  if (rc < 0) return rc;
+  // mknod, not open(O_CREAT): a slot's init (slot.h) shares jailpool's fd table, which other
+  // children copy at any time; a copy of a file open for writing keeps the mount writable and
+  // its read-only remount fails with EBUSY (see kRemount).
+  rc = call(SYS_mknodat, AT_FDCWD, path, S_IFREG | 0644, 0);
+  return rc == -EEXIST ? 0 : rc;
+}
+
+// The fallback of the lock-private kinds: the host's file itself, bound on path (created),
+// remounted with `flags`. Returns 1 (fell back) or -errno.
+long bind_host_file(const MountOp& op, unsigned long flags) {
+  call(SYS_unlinkat, AT_FDCWD, op.path, 0);  // whatever a failed attempt left
+  long rc = touch(op.path);
+  if (rc == 0) rc = call(SYS_mount, op.src, op.path, nullptr, MS_BIND, nullptr);
+  if (rc == 0) {
+    rc = call(SYS_mount, nullptr, op.path, nullptr, MS_REMOUNT | MS_BIND | flags, nullptr);
+  }
+  return rc < 0 ? rc : 1;
+}
+
+// Copies a small regular file (sendfile: any file as the target since 2.6.33).
+long copy_file(const MountOp& op) {
+  long rc = parent_dirs(op.path);
+  if (rc < 0) return rc;
+  long in = call(SYS_openat, AT_FDCWD, op.src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (in < 0) return in;
+  long out = call(SYS_openat, AT_FDCWD, op.path,
+                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (out < 0) {
+    call(SYS_close, in);
+    return out;
+  }
+  do {
+    rc = call(SYS_sendfile, out, in, nullptr, 1 << 20);
+  } while (rc > 0 || rc == -EINTR);
+  if (rc == 0) rc = call(SYS_fchmod, out, op.arg);
+  call(SYS_close, in);
+  call(SYS_close, out);
+  return rc;
+}
+
 long run_op(const MountOp& op) {
   long rc = 0;
   switch (op.kind) {
+    case MountOp::Kind::kOverlay:
+      // Read-only with no upper layer: overlayfs wants two lower layers then (still 6.18).
+      rc = call(SYS_mount, "jailpool", op.path, "overlay", op.flags, op.data);
+      if (rc == 0) return 0;
+      rc = call(SYS_mount, op.src, op.path, nullptr, MS_BIND | MS_REC, nullptr);
+      return rc < 0 ? rc : 1;
+    case MountOp::Kind::kMknod:
+      // A node of the jail's own on its /dev tmpfs (locks are on the node's inode, not the
+      // device's); mode 0666 whatever init's umask.
+      rc = call(SYS_mknodat, AT_FDCWD, op.path, S_IFCHR | 0666, op.arg);
+      if (rc == 0) rc = call(SYS_fchmodat, AT_FDCWD, op.path, 0666);
+      if (rc == 0) return 0;
+      return bind_host_file(op, MS_NOSUID | MS_NOEXEC);
+    case MountOp::Kind::kCopyFile:
+      if (copy_file(op) == 0) return 0;
+      return bind_host_file(op, MS_RDONLY | MS_NOSUID | MS_NODEV);
     case MountOp::Kind::kMkdir:
       return mkdir_p(op.path, 0755);
-    case MountOp::Kind::kTouch: {
-      if ((rc = parent_dirs(op.path)) < 0) return rc;
-      // mknod, not open(O_CREAT): a slot's init shares jailpool's fd table, which other
-      // children copy at any time; a copy of a file open for writing would keep the mount
-      // writable and its read-only remount would fail with EBUSY.
-      rc = call(SYS_mknodat, AT_FDCWD, op.path, S_IFREG | 0644, 0);
-      return rc == -EEXIST ? 0 : rc;
-    }
+    case MountOp::Kind::kTouch:
+      return touch(op.path);
     case MountOp::Kind::kBind:
       return call(SYS_mount, op.src, op.path, nullptr, MS_BIND | MS_REC, nullptr);
     case MountOp::Kind::kTmpfs:
@@ -153,7 +206,17 @@ long run_op(const MountOp& op) {
       if ((rc = parent_dirs(op.path)) < 0) return rc;
       return call(SYS_symlinkat, op.src, AT_FDCWD, op.path);
     case MountOp::Kind::kRemount:
-      return call(SYS_mount, nullptr, op.path, nullptr, MS_REMOUNT | MS_BIND | op.flags, nullptr);
+      // EBUSY: a file on the mount is open for writing. In a slot's init that is a copy of a
+      // file it copied in (kCopyFile), held for a moment by a child that cloned the shared fd
+      // table and has not closed it yet: retry for up to ~100 ms.
+      for (int attempt = 0;; ++attempt) {
+        rc = call(SYS_mount, nullptr, op.path, nullptr, MS_REMOUNT | MS_BIND | op.flags, nullptr);
+        if (rc != -EBUSY || attempt == 100) return rc;
+        struct timespec ms {
+          0, 1000000
+        };
+        call(SYS_nanosleep, &ms, nullptr);
+      }
     case MountOp::Kind::kMaskFile:
       rc = call(SYS_mount, "/dev/null", op.path, nullptr, MS_BIND, nullptr);
       return rc == -ENOENT ? 0 : rc;
@@ -217,7 +280,15 @@ int job_main(void* arg) {
   }
 
   for (int i = 0; i < 3; ++i) {
-    if ((rc = call(SYS_dup3, plan->stdio[i], i, 0)) < 0) fail(plan, LaunchStage::kStdio, rc, i);
+    long fd = plan->stdio[i];
+    if (fd < 0) {
+      // The jail's own /dev/null: the host's, shared by every job, would carry POSIX locks
+      // from job to job. Not close-on-exec; a number above 2 is closed below.
+      fd = call(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+      if (fd < 0) fail(plan, LaunchStage::kStdio, fd, i);
+      if (fd == i) continue;
+    }
+    if ((rc = call(SYS_dup3, fd, i, 0)) < 0) fail(plan, LaunchStage::kStdio, rc, i);
   }
   if ((rc = call(SYS_setsid)) < 0) fail(plan, LaunchStage::kSession, rc);
   if ((rc = call(SYS_chdir, plan->cwd)) < 0) fail(plan, LaunchStage::kChdir, rc);
@@ -263,6 +334,13 @@ int job_main(void* arg) {
   }
   // Only 0, 1 and 2 cross into the program.
   if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
+  // The lock ban first: once a notifying filter is in place, this seccomp(2) call would wait
+  // for init, which waits for this exec.
+  if (plan->seccomp_lock_ban != nullptr && (plan->ban_locks || plan->report.locks_shared)) {
+    if ((rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, plan->seccomp_lock_ban)) < 0) {
+      fail(plan, LaunchStage::kSeccomp, rc);
+    }
+  }
   if (plan->seccomp != nullptr) {
     unsigned long flags = plan->seccomp_listen ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
     if ((rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, plan->seccomp)) < 0) {
@@ -379,6 +457,7 @@ void build_template(LaunchPlan* plan) {
       if ((rc = run_op(plan->frozen.template_ops.data[i])) < 0) {
         fail(plan, LaunchStage::kTemplateMount, rc, static_cast<int>(i));
       }
+      if (rc > 0) plan->report.locks_shared = 1;
     }
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it drops the
     // staging tmpfs and the whole host tree in one go.
@@ -445,6 +524,7 @@ int jail_init_main(void* arg) {
     if ((rc = run_op(plan->frozen.job_ops.data[i])) < 0) {
       fail(plan, LaunchStage::kJobMount, rc, static_cast<int>(i));
     }
+    if (rc > 0) plan->report.locks_shared = 1;
   }
 
   // The job: vfork-style, on a stack of its own inside this frame (init is suspended until

@@ -45,13 +45,19 @@ struct MountOp {
     kRemount,    // remount the bind at path with `flags` (MS_RDONLY, MS_NOSUID, ...)
     kMaskFile,   // bind /dev/null over path if it exists (masking)
     kMoveMount,  // move the detached mount of `fd` (fsmount, 5.2) onto path
+    // Read-only binds made lock-private (overlay.h). Each may fall back to sharing the host's
+    // inode (a plain bind of src), which init records in LaunchReport::locks_shared.
+    kOverlay,   // mount an overlay (options `data`) on path; fallback: bind src on path
+    kMknod,     // char device `arg` (makedev), mode 0666, at path; fallback: bind src on it
+    kCopyFile,  // copy the regular file src to path, mode `arg`; fallback: bind src on it
   };
   Kind kind;
   unsigned long flags = 0;
   const char* src = nullptr;
   const char* path = nullptr;
   const char* data = nullptr;
-  int fd = -1;  // kMoveMount
+  int fd = -1;            // kMoveMount
+  unsigned long arg = 0;  // kMknod, kCopyFile
 };
 
 // Where setup stopped. The supervisor turns (stage, index, errno) into a message.
@@ -98,6 +104,10 @@ struct LaunchReport {
   int seccomp_denied_nr = -1;  // the first denied call, for which init killed the jail
   uint32_t seccomp_denied_arch = 0;
   uint64_t seccomp_used[8] = {};  // learning mode: bit N = syscall N was allowed and ran
+  // Set by the code that built the root (a fresh jail's init, a template's holder) when some
+  // read-only file of the jail is the host's own inode after all (an op of kind kOverlay, kMknod
+  // or kCopyFile fell back to a plain bind): the job then installs the lock ban as well.
+  uint32_t locks_shared = 0;
   // Set (release) by init once it has reaped every process of the jail, just before it closes
   // its fds (the last write ends of the job's stdout and stderr pipes) and exits. EOF on those
   // pipes with this set means the jail is empty and the report final, while init's own exit
@@ -124,7 +134,7 @@ struct LaunchPlan {
   std::vector<int> keep_fds;    // fds init keeps open (all others are closed at start)
   std::vector<int> attach_fds;  // cgroup.procs fds to write "0" into
   int into_cgroup_fd = -1;      // for CLONE_INTO_CGROUP
-  int stdio[3] = {-1, -1, -1};
+  int stdio[3] = {-1, -1, -1};  // stdio[0] -1: the jail's own /dev/null
   // Signals jailpool ignores (bit N-1 for signal N): exec keeps SIG_IGN, so the job resets them.
   uint64_t ignored_signals = 0;
   const char* cwd = "/";
@@ -135,6 +145,10 @@ struct LaunchPlan {
   };
   std::vector<Rlimit> rlimits;
   const sock_fprog* seccomp = nullptr;  // nullptr: no filter
+  // A second filter refusing file locks (ENOLCK), installed first when the jail's read-only
+  // files are not all its own inodes (ban_locks, set by jailpool, or report.locks_shared).
+  const sock_fprog* seccomp_lock_ban = nullptr;
+  bool ban_locks = false;
   // With a filter that notifies: the job installs it with SECCOMP_FILTER_FLAG_NEW_LISTENER,
   // sharing init's fd table until its exec (CLONE_FILES), so that init holds the listener and
   // serves it while it waits: a denied call is recorded and the jail killed; in learning mode

@@ -5,8 +5,8 @@
 // an attack or a program the profile does not fit, and a kill is unambiguous to report, whereas an
 // errno would let a probing job carry on and hide the attempt. The exceptions are calls that
 // ordinary programs make and cope with failing, where a kill would break them for nothing: clone3
-// (ENOSYS), file locks (ENOLCK; leases and dnotify EPERM) and personality changes (EPERM); see
-// below.
+// (ENOSYS), leases and dnotify (EPERM), file locks where a jail must refuse them (ENOLCK, a
+// second filter: compile_lock_ban) and personality changes (EPERM); see below.
 //
 // Naming the call. A kill with SIGSYS does not tell the supervisor which call it was. Where the
 // kernel has seccomp user notification (5.0), denied calls return SECCOMP_RET_USER_NOTIF instead:
@@ -138,11 +138,6 @@ constexpr ErrnoSyscall kErrnoSyscalls[] = {
     // pthread_create, fork-like spawns and posix_spawn, and falls back to clone on ENOSYS, whose
     // flags we can check. It stays ENOSYS even when a profile's seccomp_deny names it.
     {"clone3", ENOSYS, false},
-    // Locks on a shared inode (a read-only bind of /usr, say) are a channel between jobs; fcntl's
-    // lock commands are below. ENOLCK and not a kill: sqlite, pip and the JVM lock their files
-    // and carry on (or report a clean error) when locking fails, and a refused lock closes the
-    // channel as well as a kill does. A profile's seccomp_deny turns this into a kill.
-    {"flock", ENOLCK, true},
     // inotify and fanotify watches on the shared read-only binds (/usr, the profile's binds)
     // see every open and read of those inodes by any other job (and the host): a channel the
     // adversarial suite found (AdversarialBatchTest.InotifyOnSharedPathsSeesNoOtherJob).
@@ -294,13 +289,13 @@ void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t 
     }
   }
 
-  // File locks, leases and directory notifications on shared inodes are channels between jobs
-  // (as flock above), and fail softly for the same reason: ENOLCK for the lock commands (what
-  // sqlite, pip and the JVM expect when locking is unavailable), EPERM for leases and dnotify
-  // (ENOLCK is not among their errors). F_GETLK stays allowed: it only reads.
-  for (uint32_t cmd : {F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW}) {
-    add_rule(ctx, SCMP_ACT_ERRNO(ENOLCK), "fcntl", {arg32_eq(1, cmd)});
-  }
+  // File locks (flock, fcntl's POSIX and OFD locks) are allowed: a jail's read-only files are
+  // its own inodes (overlays, overlay.h), its writable ones are its own tmpfs, so its locks
+  // reach no other job. Where a jail could not get its own inodes, the job also installs the
+  // lock ban (SeccompProgram::lock_ban_fprog). Leases and directory notifications stay
+  // refused: they watch what other processes do to an inode (opens, a directory's changes),
+  // which on a profile's rw bind means the host and other jobs, and no job needs them. EPERM,
+  // which their users handle (ENOLCK is not among their errors).
   for (uint32_t cmd : {F_SETLEASE, F_NOTIFY}) {
     add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", {arg32_eq(1, cmd)});
   }
@@ -353,6 +348,25 @@ Ctx make_ctx(uint32_t default_action) {
   // 512 us against 196 us as a tree, 6.18 under PVM), paid by every job.
   check_rc(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2), "set the optimization level");
   return ctx;
+}
+
+// The lock ban, for a jail whose read-only files are not all its own inodes (no overlayfs, a
+// large file mounted on its own): flock and fcntl's lock commands fail with ENOLCK (what
+// sqlite, pip and the JVM expect when locking is unavailable; they carry on or report a clean
+// error). F_GETLK stays allowed: with nothing able to set a lock it reads nothing. A call the
+// profile's seccomp_deny names gets no rule: the main filter's kill (or notification, which
+// an errno here would outrank) applies.
+std::vector<sock_filter> compile_lock_ban(const std::set<int>& deny) {
+  Ctx ctx = make_ctx(SCMP_ACT_ALLOW);
+  const uint32_t enolck = SCMP_ACT_ERRNO(ENOLCK);
+  int flock_nr = resolve("flock"), fcntl_nr = resolve("fcntl");
+  if (flock_nr >= 0 && !deny.count(flock_nr)) add_rule(ctx.get(), enolck, flock_nr, "flock");
+  if (fcntl_nr >= 0 && !deny.count(fcntl_nr)) {
+    for (uint32_t cmd : {F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW}) {
+      add_rule(ctx.get(), enolck, fcntl_nr, "fcntl", {arg32_eq(1, cmd)});
+    }
+  }
+  return export_bpf(ctx.get());
 }
 
 }  // namespace
@@ -441,13 +455,15 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
         if (!call.deny_kills) already.insert(resolve(call.name));
       }
       // An unconditional kill replaces the argument rules of the same call (libseccomp keeps the
-      // broader rule, whatever the actions) and flock's ENOLCK (add_default_rules left it out);
-      // calls already killed outright keep their rule, and clone3 stays ENOSYS.
+      // broader rule, whatever the actions) and the inotify calls' ENOSYS (add_default_rules
+      // left them out); calls already killed outright keep their rule, and clone3 stays ENOSYS.
       for (int nr : deny) {
         if (notifies && never_notify.count(nr)) continue;
         if (!already.count(nr)) add_rule(ctx.get(), denied, nr, syscall_name(nr));
       }
-      return SeccompProgram(export_bpf(ctx.get()), notifies, log);
+      SeccompProgram program(export_bpf(ctx.get()), notifies, log);
+      program.set_lock_ban(compile_lock_ban(deny));
+      return program;
     }
 
     default:

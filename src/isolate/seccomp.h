@@ -26,6 +26,16 @@ class SeccompProgram {
   // Learning mode: the notifications are allowed calls, to record and let run.
   bool logs_allowed() const { return logs_allowed_; }
   size_t size() const { return insns_.size(); }
+  // The default policy's lock ban (flock, fcntl's lock commands: ENOLCK), a filter the job
+  // installs as well when its jail's read-only files are not all its own inodes (no overlay);
+  // nullptr for the other modes.
+  const sock_fprog* lock_ban_fprog() {
+    if (lock_ban_.empty()) return nullptr;
+    lock_ban_fprog_.len = static_cast<unsigned short>(lock_ban_.size());
+    lock_ban_fprog_.filter = lock_ban_.data();
+    return &lock_ban_fprog_;
+  }
+  void set_lock_ban(std::vector<sock_filter> insns) { lock_ban_ = std::move(insns); }
   // Valid while this object lives; safe to pass to seccomp(2) in a child sharing memory.
   const sock_fprog* fprog() {
     fprog_.len = static_cast<unsigned short>(insns_.size());
@@ -38,11 +48,13 @@ class SeccompProgram {
   bool notifies_ = false;
   bool logs_allowed_ = false;
   sock_fprog fprog_{};
+  std::vector<sock_filter> lock_ban_;
+  sock_fprog lock_ban_fprog_{};
 };
 
 // The syscalls the default policy denies whatever the arguments (names as libseccomp knows them),
 // for docs and tests: all are killed but clone3, inotify_init, inotify_init1 and fanotify_init
-// (ENOSYS) and flock (ENOLCK).
+// (ENOSYS).
 const std::vector<std::string>& default_denied_syscalls();
 
 // How denied and allowed calls are reported.
@@ -65,10 +77,9 @@ struct SeccompReporting {
 // architecture. SECCOMP_NONE gives an empty program. Denied calls kill the whole process
 // (SECCOMP_RET_KILL_PROCESS, so the job ends with SIGSYS) or notify (see SeccompReporting),
 // except in the default policy clone3, inotify_init(1) and fanotify_init (ENOSYS), socket(AF_ALG)
-// (EAFNOSUPPORT), flock and fcntl's lock commands (ENOLCK), fcntl
-// F_SETLEASE/F_NOTIFY (EPERM) and personality other than the query 0xffffffff (EPERM), which fail
-// softly; seccomp_deny denies any call it names but clone3. Foreign ABIs (i386, x32) are killed.
-// Throws ConfigError("seccomp_allow"/"seccomp_deny", "unknown syscall NAME").
+// (EAFNOSUPPORT), fcntl F_SETLEASE/F_NOTIFY (EPERM) and personality other than the query 0xffffffff
+// (EPERM), which fail softly; seccomp_deny denies any call it names but clone3. Foreign ABIs (i386,
+// x32) are killed. Throws ConfigError("seccomp_allow"/"seccomp_deny", "unknown syscall NAME").
 SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& reporting = {});
 
 // SECCOMP_RET_USER_NOTIF and SECCOMP_FILTER_FLAG_NEW_LISTENER work (Linux 5.0; the CONTINUE

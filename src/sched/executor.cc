@@ -1,6 +1,5 @@
 #include "sched/executor.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <poll.h>
@@ -203,46 +202,11 @@ struct Executor::SeccompCache {
   }
 };
 
-namespace {
-
-// Job cgroups are named job-<pid of the jailpool process>-<serial>. Those of a process that no
-// longer exists were left by a crash (kill -9): their processes died with their jail's init
-// (PDEATHSIG), the directories remain. Kill what may still be inside, then remove them.
-void reclaim_stale_job_cgroups(const isolate::CgroupSystem& cgroups) {
-  for (const std::string& parent : cgroups.parent_dirs()) {
-    DIR* dir = opendir(parent.c_str());
-    if (dir == nullptr) continue;
-    std::vector<std::string> stale;
-    while (dirent* e = readdir(dir)) {
-      int pid = 0;
-      if (std::sscanf(e->d_name, "job-%d-", &pid) != 1 || pid <= 0) continue;
-      if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its owner is alive
-      stale.push_back(parent + "/" + e->d_name);
-    }
-    closedir(dir);
-    for (const std::string& path : stale) {
-      for (int attempt = 0; attempt < 100; ++attempt) {
-        if (::rmdir(path.c_str()) == 0 || errno == ENOENT) break;
-        if (errno != EBUSY) break;
-        FILE* procs = std::fopen((path + "/cgroup.procs").c_str(), "re");
-        if (procs != nullptr) {
-          int pid;
-          while (std::fscanf(procs, "%d", &pid) == 1) ::kill(pid, SIGKILL);
-          std::fclose(procs);
-        }
-        usleep(1000);
-      }
-    }
-  }
-}
-
-}  // namespace
-
 Executor::Executor(ExecutorOptions options)
     : options_(std::move(options)), seccomp_cache_(std::make_unique<SeccompCache>()) {
   if (options_.parallelism == 0) options_.parallelism = 1;
+  // Reclaims what dead instances left: job cgroups are named job-<pid>-... (cgroup.h).
   cgroups_ = isolate::CgroupSystem::detect(options_.cgroup_parent);
-  reclaim_stale_job_cgroups(*cgroups_);
   loop_ = EventLoop::create(options_.loop_backend);
   if (options_.use_pool) {
     templates_ = std::make_unique<pool::TemplatePool>(options_.parallelism);
@@ -253,8 +217,6 @@ Executor::Executor(ExecutorOptions options)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
   seccomp_notify_ = isolate::seccomp_notify_available();
-  dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!dev_null_) throw_errno("open /dev/null");
 }
 
 Executor::~Executor() {
@@ -419,8 +381,9 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       if (fd < 0) throw_errno("dup stdin");
       in.reset(fd);
     }
-    // Else /dev/null: one fd for every job.
-    config.stdio[0] = in ? in.get() : dev_null_.get();
+    // Else the jail's own /dev/null (-1): the host's is one inode for every job, and POSIX
+    // locks on it would be a channel between jobs.
+    config.stdio[0] = in ? in.get() : -1;
     if (in) r.job_side_fds.push_back(std::move(in));
     for (int i = 0; i < 2; ++i) {
       const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();

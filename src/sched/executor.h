@@ -115,7 +115,6 @@ class Executor {
   // Seccomp user notification works: denied calls are named (by the jails' inits) and
   // seccomp_log is possible.
   bool seccomp_notify_ = false;
-  UniqueFd dev_null_;  // every job's stdin unless it names one
   // Jails of reported jobs whose inits are still exiting, by job serial (their pidfds' kExit).
   std::map<uint64_t, std::unique_ptr<isolate::Jail>> exiting_;
   uint64_t finished_at_init_done_ = 0;

@@ -1,6 +1,8 @@
 // Channels between two jobs running at the same time. "serve MS" publishes everything it can
 // (files in /tmp, /box and /dev/shm, SysV shm/msg/sem, a POSIX mqueue, an abstract socket, TCP
-// and UDP on 127.0.0.1, a message in the UTS hostname) and keeps it for MS milliseconds; "probe
+// and UDP on 127.0.0.1, a message in the UTS hostname, file locks on the shared read-only files
+// /bin/sh, /etc/passwd, its own program file, /dev/null and its stdin) and keeps it for MS
+// milliseconds; "probe
 // MS" looks for any of it for MS milliseconds. Both print their CLOCK_MONOTONIC window
 // ("window START END", ms; the clock is host-wide without a time namespace) so the test can
 // check that they overlapped.
@@ -11,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <sys/file.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
@@ -70,6 +73,70 @@ static void publish_file(const char* path, const char* what) {
   add(what, 0);
 }
 
+// The shared read-only files locked (flock, a POSIX and an OFD read lock); "" is stdin.
+static const char* lock_files[] = {"/bin/sh", "/etc/passwd", "/dev/null", ""};
+static const char* lock_names[] = {"lock_sh", "lock_passwd", "lock_devnull", "lock_stdin",
+                                   "lock_prog"};
+#define LOCK_FILES 5
+static int lock_fds[LOCK_FILES];
+
+static void open_lock_files(const char* self) {
+  for (int i = 0; i < LOCK_FILES; ++i) {
+    const char* path = i < 4 ? lock_files[i] : self;
+    lock_fds[i] = path[0] == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+  }
+}
+
+static int read_lock(int fd, int cmd, off_t start) {
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = start;
+  fl.l_len = 1;
+  return (int)syscall(SYS_fcntl, fd, cmd, &fl);
+}
+
+static void publish_locks(void) {
+  for (int i = 0; i < LOCK_FILES; ++i) {
+    int fd = lock_fds[i], err = 0;
+    if (fd < 0) {
+      err = ENOENT;
+    } else if (fd != 0 && syscall(SYS_flock, fd, LOCK_EX | LOCK_NB) != 0) {
+      err = errno;
+    } else if (read_lock(fd, F_SETLK, 0) != 0 || read_lock(fd, F_OFD_SETLK, 1) != 0) {
+      err = errno;
+    }
+    add(lock_names[i], err);
+  }
+}
+
+// Another holder's lock in sight on any of the files?
+static void probe_locks(void) {
+  for (int i = 0; i < LOCK_FILES; ++i) {
+    int fd = lock_fds[i];
+    if (fd < 0) continue;
+    int seen = 0;
+    if (fd != 0) {
+      if (syscall(SYS_flock, fd, LOCK_EX | LOCK_NB) == 0) {
+        syscall(SYS_flock, fd, LOCK_UN);
+      } else if (errno == EWOULDBLOCK) {
+        seen = 1;
+      }
+    }
+    for (int cmd = 0; cmd < 2; ++cmd) {
+      struct flock fl;
+      memset(&fl, 0, sizeof fl);
+      fl.l_type = F_WRLCK;
+      fl.l_whence = SEEK_SET;
+      if (syscall(SYS_fcntl, fd, cmd ? F_OFD_GETLK : F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+        seen = 1;
+      }
+    }
+    if (seen) add(lock_names[i], 0);
+  }
+}
+
 static void serve(long ms) {
   long long start = now_ms();
   publish_file("/tmp/jailpool-cross", "tmp");
@@ -89,6 +156,7 @@ static void serve(long ms) {
   in = inet_addr_of(UDP_PORT);
   int u = socket(AF_INET, SOCK_DGRAM, 0);
   add("udp", bind(u, (struct sockaddr*)&in, sizeof in) != 0 ? errno : 0);
+  publish_locks();
   long long published = now_ms();
   printf("published %s\n", list);
   fflush(stdout);
@@ -130,6 +198,7 @@ static void probe(long ms) {
     int u = socket(AF_INET, SOCK_DGRAM, 0);
     sendto(u, "x", 1, 0, (struct sockaddr*)&in, sizeof in);
     close(u);
+    probe_locks();
     if (list[0] != 0) {
       printf("window %lld %lld\n", start, now_ms());
       adv_escaped("found %s", list);
@@ -145,6 +214,7 @@ int main(int argc, char** argv) {
   const char* mode = adv_mode(argc, argv, "serve MS|probe MS");
   long ms = argc > 2 ? atol(argv[2]) : 2000;
   adv_attempt("%s", mode);
+  open_lock_files(argv[0]);
   if (strcmp(mode, "serve") == 0) serve(ms);
   if (strcmp(mode, "probe") == 0) probe(ms);
   adv_usage(argv, "serve MS|probe MS");

@@ -7,8 +7,9 @@
 //   127.0.0.1:47123; a setsid'd double-forked sleeper; an attempt to change the hostname. It
 //   prints "left=<what was left>", "failed=<what could not be left, with errno>",
 //   "sethostname=<0 or errno name>" and the ids of its namespaces ("netns=", "utsns=",
-//   "ipcns=", "mntns="), then, last, flock()s a read-only shared file (the default seccomp
-//   policy denies that: a kill, or an error printed as "flock=<errno name>") and exits 0.
+//   "ipcns=", "mntns="), then, last, locks a read-only shared file (its own program: an flock
+//   and a POSIX read lock, printed as "flock=" and "posix_lock=" with 0 or the errno name; the
+//   jail's inode of it, which its daemons also hold open) and exits 0.
 // find: looks for all of that and prints "found=<comma list>" (empty when clean), then
 //   "hostname=" and the namespace ids as above. Exits 0.
 #define _GNU_SOURCE
@@ -223,15 +224,17 @@ static int leave(const char* self) {
   print_ns();
   fflush(stdout);
 
-  // Last: a lock on a shared read-only inode (denied by the default seccomp policy: a kill or
-  // an error).
+  // Last: locks on a shared read-only inode, which the next job must not find.
   int fd = open(self, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     printf("flock=open:%s\n", strerrorname_np(errno));
-  } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    printf("flock=%s\n", strerrorname_np(errno));
   } else {
-    printf("flock=0\n");
+    printf("flock=%s\n", flock(fd, LOCK_EX | LOCK_NB) != 0 ? strerrorname_np(errno) : "0");
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_RDLCK;
+    fl.l_whence = SEEK_SET;
+    printf("posix_lock=%s\n", fcntl(fd, F_SETLK, &fl) != 0 ? strerrorname_np(errno) : "0");
   }
   return 0;
 }
@@ -306,12 +309,13 @@ static int find(const char* self) {
 
   find_processes();
 
-  // A POSIX lock left on the shared file would show here (F_GETLK only reads, it is allowed).
+  // A lock left on the shared file would show here.
   int fd = open(self, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) add(list, "flock:%s", strerrorname_np(errno));
     struct flock fl;
     memset(&fl, 0, sizeof fl);
-    fl.l_type = F_RDLCK;
+    fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
     if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) add(list, "posix_lock");
     close(fd);
