@@ -164,10 +164,17 @@ void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
   const Profile& profile = *profile_;
   plan->uid = profile.has_uid() ? profile.uid() : 65534;
   plan->gid = profile.has_gid() ? profile.gid() : 65534;
+  std::vector<UniqueFd> dups;
   for (int i = 0; i < 3; ++i) {
     // Dup'ed onto 0..2 in the job's copy of the table: never one of those numbers itself.
-    if (config.stdio[i] < 3) throw Error(fmt::format("slot: stdio {} fd below 3", i));
-    plan->stdio[i] = config.stdio[i];
+    int fd = config.stdio[i];
+    if (fd < 0 && i > 0) throw Error(fmt::format("slot: no fd for stdio {}", i));
+    if (fd >= 0 && fd < 3) {
+      fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) throw_errno("dup stdio fd");
+      dups.emplace_back(fd);
+    }
+    plan->stdio[i] = fd;
   }
   // No CLONE_INTO_CGROUP under the filter: the job writes itself into every hierarchy.
   plan->attach_fds = cgroup.attach_fds(true);
@@ -184,6 +191,7 @@ void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
   plan->envp.push_back(nullptr);
   plan->freeze();
   job_ = std::move(plan);
+  job_fds_ = std::move(dups);
   SlotControl& c = *control_;
   c.job = job_.get();
   drain_done();

@@ -111,7 +111,8 @@ class Slot {
   std::string broken_reason() const;
 
   // Hands a job over (the slot must be ready). config: no extra binds, no working-directory
-  // mount; its stdio fds must stay open until the result (S's job copies them at its clone).
+  // mount; its stdio fds must stay open until the result (S's job copies them at its clone;
+  // those below 3 are dup'ed and held here).
   void start(const JailConfig& config, const JobCgroup& cgroup);
   // The job's report is final (every process of the job is dead).
   bool result_ready() const;
@@ -130,6 +131,7 @@ class Slot {
   SeccompProgram* seccomp_ = nullptr;
   std::unique_ptr<LaunchPlan> setup_;
   std::unique_ptr<LaunchPlan> job_;
+  std::vector<UniqueFd> job_fds_;  // the job's stdio fds moved above 2, held until the next job
   std::unique_ptr<SlotControl> control_;
   UniqueFd go_fd_, done_fd_;
   void* stack_ = nullptr;

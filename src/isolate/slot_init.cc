@@ -169,7 +169,14 @@ int slot_job_main(void* arg) {
     if (plan->ignored_signals & (1ull << (sig - 1))) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
   }
   for (int i = 0; i < 3; ++i) {
-    if ((rc = call(SYS_dup3, plan->stdio[i], i, 0)) < 0) job_fail(plan, LaunchStage::kStdio, rc, i);
+    long fd = plan->stdio[i];
+    if (fd < 0) {
+      // The slot's own /dev/null (as in a fresh jail); opened in J's private copy of the table.
+      fd = call(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+      if (fd < 0) job_fail(plan, LaunchStage::kStdio, fd, i);
+      if (fd == i) continue;
+    }
+    if ((rc = call(SYS_dup3, fd, i, 0)) < 0) job_fail(plan, LaunchStage::kStdio, rc, i);
   }
   if ((rc = call(SYS_setsid)) < 0) job_fail(plan, LaunchStage::kSession, rc);
   if ((rc = call(SYS_chdir, plan->cwd)) < 0) job_fail(plan, LaunchStage::kChdir, rc);

@@ -433,8 +433,14 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       // take its cgroup namespace (SeccompReporting::cgroup_unshare).
       reporting.cgroup_unshare = true;
       config.seccomp = seccomp_cache_->get(&profile, reporting);
-      r.slot = slots_->acquire(profile, config.seccomp);
-      r.slot->start(config, *r.cgroup);
+      std::unique_ptr<isolate::Slot> slot = slots_->acquire(profile, config.seccomp);
+      try {
+        slot->start(config, *r.cgroup);
+      } catch (const Error&) {
+        slots_->release(std::move(slot));  // not started: still ready
+        throw;
+      }
+      r.slot = std::move(slot);
       r.slot_held_fds = std::move(r.job_side_fds);
     } else if (templates_ && spec.bind_size() == 0 && isolate::poolable(profile)) {
       r.jail_template = templates_->acquire(profile);
