@@ -65,6 +65,15 @@ JobSpec base_job() {
 
 // --- units ---------------------------------------------------------------------------------
 
+// The built-in profile is read from its wire encoding (made by protoc at configure time): it
+// must be exactly the text's.
+TEST(DefaultProfile, WireEncodingIsTheText) {
+  EXPECT_FALSE(kDefaultProfileWire.empty()) << "the build could not encode the default profile";
+  Profile from_text = parse_profile_text(kDefaultProfileText, "test");
+  EXPECT_EQ(default_profile().SerializeAsString(), from_text.SerializeAsString());
+  EXPECT_EQ(default_profile().DebugString(), from_text.DebugString());
+}
+
 TEST(Units, Durations) {
   EXPECT_EQ(parse_duration_us("250ms", "f"), 250'000u);
   EXPECT_EQ(parse_duration_us("1.5s", "f"), 1'500'000u);

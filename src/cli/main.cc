@@ -21,6 +21,7 @@
 #include "config/profile.h"
 #include "isolate/cgroup.h"
 #include "isolate/features.h"
+#include "isolate/seccomp_cache.h"
 #include "sched/executor.h"
 
 namespace {
@@ -150,6 +151,8 @@ int cmd_run(const RunOptions& o) {
 
   sched::ExecutorOptions options;
   options.cgroup_parent = o.cgroup_parent;
+  // A one-off run would otherwise start libseccomp for the same program every time.
+  options.seccomp_cache_dir = isolate::kDefaultSeccompCacheDir;
   sched::Executor executor(options);
   g_executor = &executor;
   JobResult r = executor.run_one(spec, profile);

@@ -426,7 +426,13 @@ Profile parse_profile_text(std::string_view text, std::string_view origin) {
 
 Profile default_profile() {
   static const Profile profile = [] {
-    Profile p = parse_profile_text(kDefaultProfileText, "built-in default profile");
+    // The wire format needs no descriptors (the text parser's reflection builds them all).
+    Profile p;
+    if (kDefaultProfileWire.empty() ||
+        !p.ParseFromArray(kDefaultProfileWire.data(),
+                          static_cast<int>(kDefaultProfileWire.size()))) {
+      p = parse_profile_text(kDefaultProfileText, "built-in default profile");
+    }
     try {
       validate_profile(p);
     } catch (const ConfigError& e) {

@@ -13,6 +13,8 @@ namespace jailpool {
 
 // configs/default.textproto, compiled in (generated default_profile.cc).
 extern const char* const kDefaultProfileText;
+// kDefaultProfileText in the wire format (empty when the build could not encode it).
+extern const std::string_view kDefaultProfileWire;
 
 // The built-in default profile, parsed and validated.
 Profile default_profile();

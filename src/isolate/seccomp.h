@@ -36,6 +36,8 @@ class SeccompProgram {
     return &lock_ban_fprog_;
   }
   void set_lock_ban(std::vector<sock_filter> insns) { lock_ban_ = std::move(insns); }
+  const std::vector<sock_filter>& lock_ban_instructions() const { return lock_ban_; }
+  const std::vector<sock_filter>& instructions() const { return insns_; }
   // Valid while this object lives; safe to pass to seccomp(2) in a child sharing memory.
   const sock_fprog* fprog() {
     fprog_.len = static_cast<unsigned short>(insns_.size());

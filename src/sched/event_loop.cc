@@ -24,6 +24,8 @@ uint64_t now_ns() {
 }
 
 // --- io_uring -------------------------------------------------------------------------------
+bool uring_usable(io_uring* ring);
+
 class UringLoop final : public EventLoop {
  public:
   UringLoop() {
@@ -32,6 +34,7 @@ class UringLoop final : public EventLoop {
   }
   ~UringLoop() override { io_uring_queue_exit(&ring_); }
   const char* name() const override { return "io_uring"; }
+  bool usable() { return uring_usable(&ring_); }
 
   void watch_readable(int fd, uint64_t token) override {
     io_uring_sqe* sqe = get_sqe();
@@ -175,8 +178,10 @@ class PollLoop final : public EventLoop {
   std::vector<Completion> ready_;
 };
 
-bool uring_usable() {
-  io_uring_probe* probe = io_uring_get_probe();
+// The opcodes the loop needs, probed on its own ring: a ring made only to probe costs a setup,
+// two mappings and their unmapping (TLB shootdowns) at every start.
+bool uring_usable(io_uring* ring) {
+  io_uring_probe* probe = io_uring_get_probe_ring(ring);
   if (probe == nullptr) return false;
   bool ok = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
             io_uring_opcode_supported(probe, IORING_OP_TIMEOUT) &&
@@ -190,11 +195,10 @@ bool uring_usable() {
 std::unique_ptr<EventLoop> EventLoop::create(Backend backend) {
   if (backend == Backend::kPoll) return std::make_unique<PollLoop>();
   if (backend == Backend::kUring) return std::make_unique<UringLoop>();
-  if (uring_usable()) {
-    try {
-      return std::make_unique<UringLoop>();
-    } catch (const Error&) {
-    }
+  try {
+    auto loop = std::make_unique<UringLoop>();
+    if (loop->usable()) return loop;
+  } catch (const Error&) {
   }
   return std::make_unique<PollLoop>();
 }

@@ -28,6 +28,7 @@
 #include "isolate/jail.h"
 #include "isolate/perf_counter.h"
 #include "isolate/seccomp.h"
+#include "isolate/seccomp_cache.h"
 #include "isolate/slot.h"
 #include "pool/cgroup_pool.h"
 #include "pool/slot_pool.h"
@@ -192,12 +193,13 @@ struct Executor::Running {
 };
 
 struct Executor::SeccompCache {
+  std::string dir;  // on disk too, when not ""
   std::map<std::tuple<const Profile*, bool, bool>, isolate::SeccompProgram> programs;
   isolate::SeccompProgram* get(const Profile* profile, const isolate::SeccompReporting& how) {
     auto key = std::make_tuple(profile, how.log_allowed, how.cgroup_unshare);
     auto it = programs.find(key);
     if (it == programs.end())
-      it = programs.emplace(key, isolate::compile_seccomp(*profile, how)).first;
+      it = programs.emplace(key, isolate::compile_seccomp_cached(*profile, how, dir)).first;
     return &it->second;
   }
 };
@@ -205,7 +207,7 @@ struct Executor::SeccompCache {
 Executor::Executor(ExecutorOptions options)
     : options_(std::move(options)), seccomp_cache_(std::make_unique<SeccompCache>()) {
   if (options_.parallelism == 0) options_.parallelism = 1;
-  // Reclaims what dead instances left: job cgroups are named job-<pid>-... (cgroup.h).
+  seccomp_cache_->dir = options_.seccomp_cache_dir;
   cgroups_ = isolate::CgroupSystem::detect(options_.cgroup_parent);
   loop_ = EventLoop::create(options_.loop_backend);
   if (options_.use_pool) {

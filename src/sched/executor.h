@@ -46,6 +46,9 @@ struct ExecutorOptions {
   // stay SCHED_OTHER) while it runs, where the kernel allows it: its timers must fire on time
   // even when jobs burn every CPU (see run_loop).
   bool realtime_loop = true;
+  // Keep compiled seccomp programs in this directory between runs (isolate/seccomp_cache.h);
+  // "": compile in memory only.
+  std::string seccomp_cache_dir;
 };
 
 struct JobRequest {
