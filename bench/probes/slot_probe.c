@@ -1,5 +1,6 @@
 // Lower bound of a slot's per-job kernel work, against a bare launch, side by side in one run.
-//   cc -O2 -o /tmp/slot_probe bench/probes/slot_probe.c -lseccomp
+// Run it (as root, on an idle machine; it makes and removes jailpool-probe-<pid> cgroups):
+//   cc -O2 -Wall -o /tmp/slot_probe bench/probes/slot_probe.c -lseccomp
 //   /tmp/slot_probe build/bench/noop [workers=2] [seconds=2] [rounds=3]
 // Modes (each worker a process of its own, rounds interleaved):
 //   bare  : clone(CLONE_VM|CLONE_VFORK) + exec + wait, no isolation.
@@ -8,13 +9,13 @@
 //           clone(VM|VFORK)s J, J writes "0" into the v2 and the v1 memory and pids
 //           cgroup.procs fds, setresuid(65534), close_range, exec; S waits, kill(-1, SIGKILL),
 //           reaps, wakes the driver (eventfd). Cgroups are reused (no reset: a bound).
-//   slot3 : as slot with no filter and clone3(CLONE_INTO_CGROUP) for v2 (v1 by writes).
+//           Hierarchies not mounted (e.g. /sys/fs/cgroup/unified on pure v1) are skipped.
+// (jailpool's slots cannot use clone3(CLONE_INTO_CGROUP): their filter makes clone3 ENOSYS.)
 // Prints jobs/s and p50 latency (driver's wake to S's done) per mode and round.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <linux/sched.h>
 #include <grp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -34,8 +35,6 @@
 
 static const char* prog;
 static int cg_fds[3] = {-1, -1, -1};  // v2, v1 memory, v1 pids cgroup.procs
-static int cg_dir_v2 = -1;
-static int use_v2_write = 1;
 static char* const argv_[] = {"noop", NULL};
 static char* const envp_[] = {NULL};
 
@@ -53,7 +52,7 @@ static int job_bare(void* arg) {
 
 static int job_slot(void* arg) {
   (void)arg;
-  for (int i = use_v2_write ? 0 : 1; i < 3; ++i)
+  for (int i = 0; i < 3; ++i)
     if (cg_fds[i] >= 0 && write(cg_fds[i], "0", 1) < 0) _exit(120 + i);
   if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
     _exit(125);
@@ -64,20 +63,7 @@ static int job_slot(void* arg) {
 
 static char jstack[65536] __attribute__((aligned(64)));
 
-static pid_t spawn(int (*fn)(void*), int into_cgroup) {
-  if (into_cgroup) {
-    struct clone_args a = {0};
-    a.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP;
-    a.exit_signal = SIGCHLD;
-    a.cgroup = (uint64_t)cg_dir_v2;
-    // clone3 without a stack: the child runs on ours until exec (vfork semantics).
-    long pid = syscall(SYS_clone3, &a, sizeof a);
-    if (pid == 0) {
-      fn(NULL);
-      _exit(127);
-    }
-    return (pid_t)pid;
-  }
+static pid_t spawn(int (*fn)(void*)) {
   return clone(fn, jstack + sizeof jstack, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
 }
 
@@ -106,13 +92,13 @@ static void install_filter(void) {
 
 // The slot: pid 1 of its namespaces; serves jobs until the go eventfd says 0 (never here).
 static int go_fd, done_fd;
-static int slot_main(int filtered) {
+static int slot_main(void) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (filtered) install_filter();
+  install_filter();
   for (;;) {
     uint64_t v;
     if (read(go_fd, &v, 8) != 8) _exit(1);
-    pid_t pid = spawn(job_slot, !filtered);
+    pid_t pid = spawn(job_slot);
     if (pid < 0) _exit(2);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
@@ -137,7 +123,6 @@ static void worker(const char* mode, int index, double seconds, uint64_t* out) {
   for (int i = 0; i < 3; ++i) {
     snprintf(path, sizeof path, "%s/jailpool-probe-%d/w%d", base[i], getppid(), index);
     mkdir(path, 0755);
-    if (i == 0) cg_dir_v2 = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     strcat(path, "/cgroup.procs");
     cg_fds[i] = open(path, O_WRONLY | O_CLOEXEC);
   }
@@ -148,10 +133,7 @@ static void worker(const char* mode, int index, double seconds, uint64_t* out) {
     done_fd = eventfd(0, EFD_CLOEXEC);
     s = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
                                CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
-    if (s == 0) {
-      use_v2_write = strcmp(mode, "slot") == 0;
-      slot_main(use_v2_write);
-    }
+    if (s == 0) slot_main();
   }
   size_t cap = 1 << 20, n = 0;
   uint64_t* lat = malloc(cap * sizeof *lat);
@@ -166,7 +148,7 @@ static void worker(const char* mode, int index, double seconds, uint64_t* out) {
         exit(5);
       }
     } else {
-      pid_t pid = spawn(job_bare, 0);
+      pid_t pid = spawn(job_bare);
       int st;
       waitpid(pid, &st, 0);
     }
@@ -197,10 +179,10 @@ int main(int argc, char** argv) {
     mkdir(path, 0755);
   }
   uint64_t* shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  const char* modes[] = {"bare", "slot", "slot3"};
+  const char* modes[] = {"bare", "slot"};
   for (int r = 0; r < rounds; ++r) {
     double bare_rate = 0;
-    for (int m = 0; m < 3; ++m) {
+    for (int m = 0; m < 2; ++m) {
       for (int w = 0; w < workers; ++w) {
         if (fork() == 0) {
           worker(modes[m], w, seconds, shared + 2 * w);
