@@ -355,14 +355,19 @@ TEST_F(BatchTest, TenThousandMixedJobs) {
 
 class BatchLeakTest : public BatchTest {
  protected:
-  void run_pair(bool pool) {
-    SCOPED_TRACE(pool ? "pooled template" : "fresh jails (--no-pool)");
+  // pool: slots (or, with !slots, pooled templates: --no-slots); else fresh jails.
+  void run_pair(bool pool, bool slots = true) {
+    SCOPED_TRACE(!pool ? "fresh jails (--no-pool)" : slots ? "slots" : "templates (--no-slots)");
     std::vector<JobSpec> jobs{make_job("leave", {in_jail("leak_state"), "leave"}),
                               make_job("find", {in_jail("leak_state"), "find"})};
     std::vector<std::string> extra{"-j", "1"};
     if (!pool) extra.push_back("--no-pool");
+    if (pool && !slots) extra.push_back("--no-slots");
     Results res;
-    CliOutcome r = run_batch(pool ? "leak-pool" : "leak-fresh", to_json_lines(jobs), extra, &res);
+    CliOutcome r = run_batch(!pool   ? "leak-fresh"
+                             : slots ? "leak-slot"
+                                     : "leak-template",
+                             to_json_lines(jobs), extra, &res);
     EXPECT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_TRUE(res.unparsed.empty()) << join(res.unparsed);
     const JobResult* a = res.one("leave");
@@ -395,19 +400,25 @@ class BatchLeakTest : public BatchTest {
     EXPECT_EQ(found["hostname"], "jailpool");
     EXPECT_LT(b->wall_time_us(), 5'000'000u) << "the finding job was held up";
 
-    // Pooled with -j 1: the same template, so the same net and uts namespaces (the holder keeps
-    // them). (Differences prove nothing the other way: the ids of namespaces freed with the
-    // first job are reused.)
+    // Pooled with -j 1: the same slot or template, so the same net and uts namespaces (the
+    // slot's init or the template's holder keeps them). (Differences prove nothing the other way:
+    // the ids of namespaces freed with the first job are reused.)
     if (pool) {
       ASSERT_FALSE(left["netns"].empty());
-      EXPECT_EQ(left["netns"], found["netns"]) << "the two jobs did not use the same template";
-      EXPECT_EQ(left["utsns"], found["utsns"]) << "the two jobs did not use the same template";
+      EXPECT_EQ(left["netns"], found["netns"])
+          << "the two jobs did not use the same slot or template";
+      EXPECT_EQ(left["utsns"], found["utsns"])
+          << "the two jobs did not use the same slot or template";
     }
   }
 };
 
-TEST_F(BatchLeakTest, NothingCrossesJobsInOneTemplate) {
+TEST_F(BatchLeakTest, NothingCrossesJobsInOneSlot) {
   run_pair(true);
+}
+
+TEST_F(BatchLeakTest, NothingCrossesJobsInOneTemplate) {
+  run_pair(true, false);
 }
 
 TEST_F(BatchLeakTest, NothingCrossesFreshJails) {

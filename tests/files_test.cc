@@ -450,6 +450,9 @@ class FilesJobTest : public ::testing::TestWithParam<bool> {
     sched::ExecutorOptions options;
     options.cgroup_parent = testing_env::cgroup_parent();
     options.use_pool = pooled();
+    // These jobs start from templates (a job with files never runs in a slot); so does the
+    // warm-up job below.
+    options.use_slots = false;
     executor_ = std::make_unique<sched::Executor>(options);
     // A first job without files builds the template, so that fds counted from now on are the
     // jobs' only.

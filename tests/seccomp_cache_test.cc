@@ -75,6 +75,12 @@ TEST_F(SeccompCacheTest, KeyedByPolicyAndReporting) {
   SeccompProgram learned = compile_seccomp_cached(profile, learning, dir());
   EXPECT_TRUE(learned.logs_allowed());
   EXPECT_TRUE(same(learned, compile_seccomp(profile, learning)));
+  // A slot's spawner filter lets unshare(CLONE_NEWCGROUP) through: never the same file.
+  SeccompReporting slot{.name_violations = true, .cgroup_unshare = true};
+  EXPECT_NE(seccomp_cache_path(profile, slot, dir()), before);
+  SeccompProgram spawner = compile_seccomp_cached(profile, slot, dir());
+  EXPECT_TRUE(same(spawner, compile_seccomp(profile, slot)));
+  EXPECT_FALSE(same(spawner, compile_seccomp(profile, reporting)));
   profile.add_seccomp_deny("getpid");
   EXPECT_NE(path(), before);
   SeccompProgram denied = compile_seccomp_cached(profile, reporting, dir());

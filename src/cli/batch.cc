@@ -113,6 +113,7 @@ int cmd_batch(const BatchOptions& o) {
   sched::ExecutorOptions options;
   options.parallelism = o.jobs;
   options.use_pool = o.use_pool;
+  options.use_slots = o.use_slots;
   if (!o.cgroup_parent.empty()) options.cgroup_parent = o.cgroup_parent;
   sched::Executor executor(options);
   g_executor = &executor;

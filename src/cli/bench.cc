@@ -97,12 +97,13 @@ Series run_bare(const std::vector<std::string>& argv, unsigned n, unsigned j) {
 }
 
 Series run_jailed(const Profile& profile, const std::vector<std::string>& argv, unsigned n,
-                  unsigned j, bool pool, const std::string& cgroup_parent) {
+                  unsigned j, bool pool, bool slots, const std::string& cgroup_parent) {
   Series s;
   s.name = pool ? "pool" : "fresh";
   sched::ExecutorOptions options;
   options.parallelism = j;
   options.use_pool = pool;
+  options.use_slots = slots;
   if (!cgroup_parent.empty()) options.cgroup_parent = cgroup_parent;
   sched::Executor executor(options);
   if (pool) executor.templates()->prefill(profile, j);  // the pool is built before timing
@@ -171,8 +172,9 @@ int cmd_bench(const BenchOptions& o) {
 
   std::vector<Series> all;
   all.push_back(run_bare(bare_argv, o.count, o.jobs));
-  all.push_back(run_jailed(profile, jail_argv, o.count, o.jobs, true, o.cgroup_parent));
-  all.push_back(run_jailed(profile, jail_argv, o.count, o.jobs, false, o.cgroup_parent));
+  all.push_back(
+      run_jailed(profile, jail_argv, o.count, o.jobs, true, o.use_slots, o.cgroup_parent));
+  all.push_back(run_jailed(profile, jail_argv, o.count, o.jobs, false, false, o.cgroup_parent));
   const Series& bare = all[0];
   const Series& pool = all[1];
   const Series& fresh = all[2];

@@ -300,6 +300,8 @@ int main(int argc, char** argv) {
                         "skip ids already in this results file (appends when it is --output)");
   batch_cmd->add_flag("!--no-pool", batch.use_pool,
                       "a fresh jail per job instead of pooled templates");
+  batch_cmd->add_flag("!--no-slots", batch.use_slots,
+                      "pooled templates instead of slots (long-lived jails reset between jobs)");
   batch_cmd->add_option("--cgroup-parent", batch.cgroup_parent, "parent cgroup name");
 
   cli::BenchOptions bench;
@@ -311,6 +313,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--profile", bench.profile_path, "profile (default: built in)");
   bench_cmd->add_flag("--json", bench.json, "machine-readable output");
   bench_cmd->add_option("--cgroup-parent", bench.cgroup_parent, "parent cgroup name");
+  bench_cmd->add_flag("!--no-slots", bench.use_slots,
+                      "the pool row uses pooled templates only, not slots");
   bench_cmd->add_flag("--precision", bench.precision,
                       "measure the limits' and the accounting's precision instead (-n: runs per "
                       "cell, default 10)");

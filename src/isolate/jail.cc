@@ -333,6 +333,8 @@ std::string env_value(const std::vector<std::string>& env, std::string_view key)
   return {};
 }
 
+}  // namespace
+
 // What execvp would try for `program`: itself when it has a '/', else each PATH directory
 // (the job's PATH, or the default) joined with it; an empty PATH entry means ".".
 std::vector<std::string> exec_candidates(const std::string& program,
@@ -351,6 +353,8 @@ std::vector<std::string> exec_candidates(const std::string& program,
   }
   return out;
 }
+
+namespace {
 
 std::string describe_op(const MountOp& op) {
   auto strip = [](const char* p) -> std::string {
@@ -391,6 +395,8 @@ std::string describe_op(const MountOp& op) {
   return "?";
 }
 
+}  // namespace
+
 std::string describe_failure(const LaunchPlan& plan) {
   const LaunchReport& r = plan.report;
   const char* why = std::strerror(r.err);
@@ -418,7 +424,10 @@ std::string describe_failure(const LaunchPlan& plan) {
   return fmt::format("{}: {}", describe_stage(r.stage), why);
 }
 
-}  // namespace
+void plan_fresh_tree(LaunchPlan& plan, const Profile& profile) {
+  build_mounts(plan, profile, {}, MountMode::kFresh);
+  plan.hostname = plan.keep(profile.hostname().empty() ? "jailpool" : profile.hostname());
+}
 
 namespace {
 

@@ -152,4 +152,12 @@ class Jail {
 
 uint64_t monotonic_now_ns();
 
+// For slots (isolate/slot.h), which build a fresh jail's tree once and run many jobs in it:
+// the fresh jail's mount plan and hostname; what execvp would try for a program; and the one
+// line describing where a plan's setup failed.
+void plan_fresh_tree(LaunchPlan& plan, const Profile& profile);
+std::vector<std::string> exec_candidates(const std::string& program,
+                                         const std::vector<std::string>& env);
+std::string describe_failure(const LaunchPlan& plan);
+
 }  // namespace jailpool::isolate

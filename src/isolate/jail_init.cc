@@ -133,10 +133,11 @@ long parent_dirs(const char* path) {
 long touch(const char* path) {
   long rc = parent_dirs(path);
   if (rc < 0) return rc;
-  long fd = call(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return fd;
-  call(SYS_close, fd);
-  return 0;
+  // mknod, not open(O_CREAT): a slot's init (slot.h) shares jailpool's fd table, which other
+  // children copy at any time; a copy of a file open for writing keeps the mount writable and
+  // its read-only remount fails with EBUSY (see kRemount).
+  rc = call(SYS_mknodat, AT_FDCWD, path, S_IFREG | 0644, 0);
+  return rc == -EEXIST ? 0 : rc;
 }
 
 // The fallback of the lock-private kinds: the host's file itself, bound on path (created),
@@ -205,7 +206,17 @@ long run_op(const MountOp& op) {
       if ((rc = parent_dirs(op.path)) < 0) return rc;
       return call(SYS_symlinkat, op.src, AT_FDCWD, op.path);
     case MountOp::Kind::kRemount:
-      return call(SYS_mount, nullptr, op.path, nullptr, MS_REMOUNT | MS_BIND | op.flags, nullptr);
+      // EBUSY: a file on the mount is open for writing. In a slot's init that is a copy of a
+      // file it copied in (kCopyFile), held for a moment by a child that cloned the shared fd
+      // table and has not closed it yet: retry for up to ~100 ms.
+      for (int attempt = 0;; ++attempt) {
+        rc = call(SYS_mount, nullptr, op.path, nullptr, MS_REMOUNT | MS_BIND | op.flags, nullptr);
+        if (rc != -EBUSY || attempt == 100) return rc;
+        struct timespec ms {
+          0, 1000000
+        };
+        call(SYS_nanosleep, &ms, nullptr);
+      }
     case MountOp::Kind::kMaskFile:
       rc = call(SYS_mount, "/dev/null", op.path, nullptr, MS_BIND, nullptr);
       return rc == -ENOENT ? 0 : rc;
@@ -473,6 +484,14 @@ void start_common(LaunchPlan* plan) {
 }
 
 }  // namespace
+
+void build_jail_tree(LaunchPlan* plan) {
+  build_template(plan);
+  for (size_t i = 0; i < plan->frozen.job_ops.size; ++i) {
+    long rc = run_op(plan->frozen.job_ops.data[i]);
+    if (rc < 0) fail(plan, LaunchStage::kJobMount, rc, static_cast<int>(i));
+  }
+}
 
 int template_holder_main(void* arg) {
   auto* plan = static_cast<LaunchPlan*>(arg);

@@ -193,6 +193,11 @@ struct LaunchPlan {
 // plan->report and exits non-zero.
 int jail_init_main(void* plan);
 
+// Runs in a slot's init (isolate/slot.h), at its start: builds a fresh jail's tree (the
+// profile's root, pivoted into, the per-job filesystems, /proc), hostname and lo, as a fresh
+// jail's init does. On failure reports in plan->report and exits.
+void build_jail_tree(LaunchPlan* plan);
+
 // Runs in a template holder (CLONE_VM child with its own mount, net, uts namespaces): builds
 // the root and pivots into it, sets the hostname, brings lo up, writes one byte to ready_fd and
 // then waits until it is killed (or jailpool dies).

@@ -239,8 +239,14 @@ scmp_arg_cmp arg_bits_set(unsigned arg, uint64_t bits) {
 // The default rules. A deny_kills call of kErrnoSyscalls that is in `deny` (the profile's
 // seccomp_deny) gets no rule here, so that the caller's kill replaces the errno.
 void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t kill,
-                       const std::set<int>& families) {
-  for (const char* name : kKilledSyscalls) add_rule(ctx, kill, name);
+                       const std::set<int>& families, bool cgroup_unshare) {
+  for (const char* name : kKilledSyscalls) {
+    if (cgroup_unshare && std::string_view(name) == "unshare") {
+      add_rule(ctx, kill, name, {scmp_arg_cmp{0, SCMP_CMP_NE, CLONE_NEWCGROUP, 0}});
+      continue;
+    }
+    add_rule(ctx, kill, name);
+  }
   for (const auto& call : kErrnoSyscalls) {
     int nr = resolve(call.name);
     if (nr < 0 || (call.deny_kills && deny.count(nr))) continue;
@@ -442,7 +448,7 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
     case SECCOMP_DEFAULT: {
       Ctx ctx = make_ctx(allowed);
       pin_never_notified(ctx.get(), allowed, false);
-      add_default_rules(ctx.get(), deny, denied, families);
+      add_default_rules(ctx.get(), deny, denied, families, reporting.cgroup_unshare);
       std::set<int> already;
       for (const char* name : kKilledSyscalls) already.insert(resolve(name));
       for (const auto& call : kErrnoSyscalls) {

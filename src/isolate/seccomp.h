@@ -68,6 +68,11 @@ struct SeccompReporting {
   // Learning mode (jailpool run --seccomp-log): every call the policy allows notifies, and init
   // records it and lets it continue; denied calls kill.
   bool log_allowed = false;
+  // For a slot's spawner (isolate/slot.h), which attaches the filter to itself once: unshare
+  // with exactly CLONE_NEWCGROUP is let through (the job's first process, still privileged,
+  // takes its own cgroup namespace; the job itself holds no capability, so for it the call
+  // fails with EPERM). Every other unshare is denied as before.
+  bool cgroup_unshare = false;
 };
 
 // Compiles the profile's policy (profile.seccomp, seccomp_allow, seccomp_deny) for the native

@@ -97,9 +97,11 @@ std::string cache_key(const Profile& profile, const SeccompReporting& reporting)
   if (uname(&u) < 0) return {};
   const scmp_version* v = seccomp_version();
   std::string key = fmt::format(
-      "jailpool seccomp cache 1\nbuild {}\nlibseccomp {}.{}.{}\nkernel {} {} {}\nreporting {} {}\n",
+      "jailpool seccomp cache 1\nbuild {}\nlibseccomp {}.{}.{}\nkernel {} {} {}\nreporting {} {} "
+      "{}\n",
       id, v ? v->major : 0, v ? v->minor : 0, v ? v->micro : 0, u.release, u.version, u.machine,
-      reporting.name_violations ? 1 : 0, reporting.log_allowed ? 1 : 0);
+      reporting.name_violations ? 1 : 0, reporting.log_allowed ? 1 : 0,
+      reporting.cgroup_unshare ? 1 : 0);
   std::string serialized;
   {
     google::protobuf::io::StringOutputStream stream(&serialized);

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "common/error.h"
@@ -28,7 +29,9 @@
 #include "isolate/perf_counter.h"
 #include "isolate/seccomp.h"
 #include "isolate/seccomp_cache.h"
+#include "isolate/slot.h"
 #include "pool/cgroup_pool.h"
+#include "pool/slot_pool.h"
 #include "pool/template_pool.h"
 #include "sched/cpu_limit.h"
 #include "sched/submission_queue.h"
@@ -47,7 +50,9 @@ enum TokenKind : uint64_t {
   kCpu = 5,
   kRmdir = 6,
   kRmdirRetry = 7,
-  kWake = 8,  // the submission queue has jobs (or was closed)
+  kWake = 8,        // the submission queue has jobs (or was closed)
+  kSlot = 9,        // a slot's state changed (its job's result may be ready)
+  kSlotDeath = 10,  // a slot's init died (serial: its pid); one watch per slot's life
 };
 uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -153,6 +158,18 @@ struct Executor::Running {
   std::unique_ptr<isolate::JobCgroup> cgroup;
   std::unique_ptr<isolate::JailTemplate> jail_template;
   std::unique_ptr<isolate::Jail> jail;
+  // Or a slot (isolate/slot.h) running the job, with the job's side of its stdio held open
+  // until the result (the slot's init copies them when it clones the job).
+  std::unique_ptr<isolate::Slot> slot;
+  std::vector<UniqueFd> slot_held_fds;
+  void kill_job() {
+    if (jail) jail->kill();
+    if (slot) {
+      slot->kill_job();
+      if (cgroup) cgroup->kill_all();
+    }
+  }
+  uint64_t exec_ns() const { return jail ? jail->exec_ns() : slot ? slot->exec_ns() : 0; }
   std::vector<UniqueFd> job_side_fds;  // closed right after the start
   OutputPipe out[2];
   // The working directory of a job with copy_in/copy_out: alive until its files are collected.
@@ -177,9 +194,9 @@ struct Executor::Running {
 
 struct Executor::SeccompCache {
   std::string dir;  // on disk too, when not ""
-  std::map<std::pair<const Profile*, bool>, isolate::SeccompProgram> programs;
+  std::map<std::tuple<const Profile*, bool, bool>, isolate::SeccompProgram> programs;
   isolate::SeccompProgram* get(const Profile* profile, const isolate::SeccompReporting& how) {
-    auto key = std::make_pair(profile, how.log_allowed);
+    auto key = std::make_tuple(profile, how.log_allowed, how.cgroup_unshare);
     auto it = programs.find(key);
     if (it == programs.end())
       it = programs.emplace(key, isolate::compile_seccomp_cached(*profile, how, dir)).first;
@@ -197,6 +214,7 @@ Executor::Executor(ExecutorOptions options)
     templates_ = std::make_unique<pool::TemplatePool>(options_.parallelism);
     cgroup_pool_ = std::make_unique<pool::CgroupPool>(*cgroups_, fmt::format("job-{}-p", getpid()),
                                                       options_.parallelism + 1);
+    if (options_.use_slots) slots_ = std::make_unique<pool::SlotPool>(options_.parallelism * 2);
   }
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
@@ -204,6 +222,7 @@ Executor::Executor(ExecutorOptions options)
 }
 
 Executor::~Executor() {
+  slots_.reset();
   templates_.reset();
   cgroup_pool_.reset();
   if (cgroups_) cgroups_->remove_parent_if_empty();
@@ -409,14 +428,30 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
           std::make_unique<isolate::PerfSupport>(isolate::probe_perf(r.cgroup->v2_dir_path()));
     }
     r.perf = open_job_counters(*perf_support_, r.cgroup->v2_dir_path(), r.result);
-    if (templates_ && spec.bind_size() == 0 && isolate::poolable(profile)) {
+    const bool own_pinning = r.limits.has_cpus() && !r.cgroup->pins_cpus();
+    if (slots_ && spec.bind_size() == 0 && !r.scratch && !spec.seccomp_log() && !own_pinning &&
+        isolate::slot_capable(profile)) {
+      // A slot: the filter is attached once to its init, which lets the job's first process
+      // take its cgroup namespace (SeccompReporting::cgroup_unshare).
+      reporting.cgroup_unshare = true;
+      config.seccomp = seccomp_cache_->get(&profile, reporting);
+      std::unique_ptr<isolate::Slot> slot = slots_->acquire(profile, config.seccomp);
+      try {
+        slot->start(config, *r.cgroup);
+      } catch (const Error&) {
+        slots_->release(std::move(slot));  // not started: still ready
+        throw;
+      }
+      r.slot = std::move(slot);
+      r.slot_held_fds = std::move(r.job_side_fds);
+    } else if (templates_ && spec.bind_size() == 0 && isolate::poolable(profile)) {
       r.jail_template = templates_->acquire(profile);
       config.from_template = r.jail_template.get();
     }
     // No cpuset controller: the jail's init inherits this thread's affinity at its clone.
     std::optional<ScopedAffinity> pinned;
-    if (r.limits.has_cpus() && !r.cgroup->pins_cpus()) pinned.emplace(r.limits.cpus());
-    r.jail = isolate::Jail::start(config, *r.cgroup);
+    if (own_pinning) pinned.emplace(r.limits.cpus());
+    if (!r.slot) r.jail = isolate::Jail::start(config, *r.cgroup);
   } catch (const ConfigError& e) {
     r.result.set_status(SETUP_ERROR);
     r.result.set_message(e.what());
@@ -425,7 +460,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     r.result.set_message(e.what());
   }
   r.job_side_fds.clear();
-  if (!r.jail) {
+  if (!r.jail && !r.slot) {
     if (r.jail_template) templates_->release(std::move(r.jail_template));
     r.scratch.reset();
     r.out[0].open = r.out[1].open = false;
@@ -433,14 +468,22 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     running.push_back(std::move(job));
     return;
   }
-  loop_->watch_readable(r.jail->pidfd(), make_token(r.serial, kExit));
+  if (r.slot) {
+    loop_->watch_readable(r.slot->done_fd(), make_token(r.serial, kSlot));
+    if (!r.slot->death_watched) {
+      loop_->watch_readable(r.slot->pidfd(), make_token(r.slot->pid(), kSlotDeath));
+      r.slot->death_watched = true;
+    }
+  } else {
+    loop_->watch_readable(r.jail->pidfd(), make_token(r.serial, kExit));
+  }
   for (int i = 0; i < 2; ++i) {
     if (r.out[i].open) {
       loop_->watch_readable(r.out[i].read_end.get(),
                             make_token(r.serial, i == 0 ? kStdout : kStderr));
     }
   }
-  uint64_t start = r.jail->start_ns();
+  uint64_t start = r.slot ? r.slot->start_ns() : r.jail->start_ns();
   if (r.limits.has_wall_time_ms()) {
     loop_->timer_at(start + (r.limits.wall_time_ms() + r.limits.extra_time_ms()) * 1000000ull,
                     make_token(r.serial, kWall));
@@ -503,7 +546,19 @@ bool drain(OutputPipe& pipe, uint64_t limit, bool* over_limit) {
 
 void Executor::finish_job(Running& r, bool init_done) {
   uint64_t reaped_ns = monotonic_now_ns();
-  isolate::JailOutcome outcome = init_done ? r.jail->outcome_before_reap() : r.jail->reap();
+  isolate::JailOutcome outcome;
+  if (r.slot) {
+    // The slot's init reaped every process of the job (or died: then the job was lost).
+    if (r.slot->result_ready()) outcome = r.slot->outcome();
+    r.slot_held_fds.clear();
+    if (r.slot->result_ready()) {
+      slots_->release(std::move(r.slot));
+    } else {
+      slots_->discard(std::move(r.slot));
+    }
+  } else {
+    outcome = init_done ? r.jail->outcome_before_reap() : r.jail->reap();
+  }
   if (r.jail_template) templates_->release(std::move(r.jail_template));
   uint64_t output_limit =
       r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
@@ -741,9 +796,9 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
     int stop = stop_.load(std::memory_order_relaxed);
     if (stop == 2) {
       for (auto& r : running) {
-        if (!r->finished && r->jail && r->killed_for == VerdictFacts::Kill::kNone) {
+        if (!r->finished && (r->jail || r->slot) && r->killed_for == VerdictFacts::Kill::kNone) {
           r->mark_killed(VerdictFacts::Kill::kInterrupted);
-          r->jail->kill();
+          r->kill_job();
         }
       }
     }
@@ -812,6 +867,17 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
         continue;
       }
+      if (kind == kSlotDeath) {
+        // A slot's init died: its job (if any) is lost; the pool replaces the slot.
+        for (auto& job : running) {
+          if (job->slot && job->slot->pid() == static_cast<pid_t>(serial) && !job->finished) {
+            serial = job->serial;
+            kind = kExit;
+            break;
+          }
+        }
+        if (kind == kSlotDeath) continue;
+      }
       if (kind == kExit) {
         auto exiting = exiting_.find(serial);
         if (exiting != exiting_.end()) {  // a job finished at its init's done: reap init now
@@ -839,7 +905,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             bool more = drain(pipe, output_limit, &over);
             if (over && r.killed_for == VerdictFacts::Kill::kNone) {
               r.mark_killed(VerdictFacts::Kill::kOutput);
-              r.jail->kill();
+              r.kill_job();
             }
             if (more) {
               loop_->watch_readable(pipe.read_end.get(), c.token);
@@ -847,20 +913,22 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
               pipe.open = false;
               // The last write ends were init's, closed once the jail was empty: the result
               // is final now, ~0.3 ms before init's exit is (its namespaces' teardown).
-              if (!r.out[0].open && !r.out[1].open && r.jail->done()) finish_job(r, true);
+              if (!r.out[0].open && !r.out[1].open && r.jail && r.jail->done()) {
+                finish_job(r, true);
+              }
             }
             break;
           }
           case kWall: {
             uint64_t limit_ns = (r.limits.wall_time_ms() + r.limits.extra_time_ms()) * 1000000ull;
-            uint64_t exec = r.jail->exec_ns();
+            uint64_t exec = r.exec_ns();
             uint64_t now = monotonic_now_ns();
             if (exec != 0 && now < exec + limit_ns) {
               // The limit counts from the exec, not from the start of the setup.
               loop_->timer_at(exec + limit_ns, c.token);
             } else if (r.killed_for == VerdictFacts::Kill::kNone) {
               r.mark_killed(VerdictFacts::Kill::kWallTime);
-              r.jail->kill();
+              r.kill_job();
             }
             break;
           }
@@ -875,7 +943,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
                 // Every task of the tree at once (cgroup.kill), not after its init's death:
                 // a tree burning N CPUs overshoots N times the kill's latency.
                 r.cgroup->kill_all();
-                r.jail->kill();
+                r.kill_job();
               }
             } else {
               loop_->timer_at(check.next_ns, c.token);
@@ -884,6 +952,18 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
           }
           case kExit:
             finish_job(r, false);
+            break;
+          case kSlot:
+            if (r.slot && r.slot->result_ready()) {
+              finish_job(r, false);
+            } else if (r.slot) {
+              r.slot->drain_done();
+              if (r.slot->result_ready()) {
+                finish_job(r, false);
+              } else {
+                loop_->watch_readable(r.slot->done_fd(), c.token);
+              }
+            }
             break;
           default:
             break;
@@ -897,6 +977,11 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
           } catch (const Error&) {
           }
           r.jail.reset();
+        }
+        if (r.slot) {
+          r.kill_job();
+          r.slot_held_fds.clear();
+          slots_->discard(std::move(r.slot));
         }
         r.result.set_status(INTERNAL_ERROR);
         r.result.set_message(e.what());

@@ -26,6 +26,7 @@ class SubmissionQueue;
 namespace jailpool::pool {
 class TemplatePool;
 class CgroupPool;
+class SlotPool;
 }  // namespace jailpool::pool
 
 namespace jailpool::sched {
@@ -38,6 +39,10 @@ struct ExecutorOptions {
   int inherit_fds[3] = {0, 1, 2};
   // Start jobs from pooled templates (jobs with extra binds still get a fresh jail).
   bool use_pool = false;
+  // With use_pool: run jobs that need nothing of their own (no binds, no copy_in/out, no
+  // learning mode, a default or no seccomp policy) in slots, long-lived jails reset between
+  // jobs (isolate/slot.h); the others as above.
+  bool use_slots = true;
   // Run the event loop's thread as SCHED_FIFO (priority 1, reset on fork: the jails it clones
   // stay SCHED_OTHER) while it runs, where the kernel allows it: its timers must fire on time
   // even when jobs burn every CPU (see run_loop).
@@ -83,6 +88,7 @@ class Executor {
 
   const isolate::CgroupSystem& cgroups() const { return *cgroups_; }
   pool::TemplatePool* templates() { return templates_.get(); }
+  pool::SlotPool* slots() { return slots_.get(); }
   const char* loop_name() const;
   // Jobs whose result was read when their jail's init said the jail was empty (EOF on the
   // job's pipes), before init's own exit was over; the others waited for init's reaping.
@@ -107,6 +113,7 @@ class Executor {
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<pool::TemplatePool> templates_;
   std::unique_ptr<pool::CgroupPool> cgroup_pool_;
+  std::unique_ptr<pool::SlotPool> slots_;
   std::atomic<int> stop_{0};
   uint64_t next_serial_ = 0;
   unsigned cpus_ = 1;

@@ -1,0 +1,215 @@
+// Lower bound of a slot's per-job kernel work, against a bare launch, side by side in one run.
+// Run it (as root, on an idle machine; it makes and removes jailpool-probe-<pid> cgroups):
+//   cc -O2 -Wall -o /tmp/slot_probe bench/probes/slot_probe.c -lseccomp
+//   /tmp/slot_probe build/bench/noop [workers=2] [seconds=2] [rounds=3]
+// Modes (each worker a process of its own, rounds interleaved):
+//   bare  : clone(CLONE_VM|CLONE_VFORK) + exec + wait, no isolation.
+//   slot  : a slot S made once (NEWPID|NEWNS|NEWIPC|NEWUTS|NEWNET, no_new_privs, a ~60-call
+//           deny-list filter attached to itself). Per job: the driver wakes S (eventfd), S
+//           clone(VM|VFORK)s J, J writes "0" into the v2 and the v1 memory and pids
+//           cgroup.procs fds, setresuid(65534), close_range, exec; S waits, kill(-1, SIGKILL),
+//           reaps, wakes the driver (eventfd). Cgroups are reused (no reset: a bound).
+//           Hierarchies not mounted (e.g. /sys/fs/cgroup/unified on pure v1) are skipped.
+// (jailpool's slots cannot use clone3(CLONE_INTO_CGROUP): their filter makes clone3 ENOSYS.)
+// Prints jobs/s and p50 latency (driver's wake to S's done) per mode and round.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <grp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char* prog;
+static int cg_fds[3] = {-1, -1, -1};  // v2, v1 memory, v1 pids cgroup.procs
+static char* const argv_[] = {"noop", NULL};
+static char* const envp_[] = {NULL};
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int job_bare(void* arg) {
+  (void)arg;
+  execve(prog, argv_, envp_);
+  _exit(127);
+}
+
+static int job_slot(void* arg) {
+  (void)arg;
+  for (int i = 0; i < 3; ++i)
+    if (cg_fds[i] >= 0 && write(cg_fds[i], "0", 1) < 0) _exit(120 + i);
+  if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+    _exit(125);
+  syscall(SYS_close_range, 3, ~0U, 0);
+  execve(prog, argv_, envp_);
+  _exit(127);
+}
+
+static char jstack[65536] __attribute__((aligned(64)));
+
+static pid_t spawn(int (*fn)(void*)) {
+  return clone(fn, jstack + sizeof jstack, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+}
+
+static void install_filter(void) {
+  static const char* deny[] = {"mount", "umount2", "unshare", "setns", "pivot_root", "chroot",
+                               "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key",
+                               "request_key", "ptrace", "process_vm_readv", "process_vm_writev",
+                               "kexec_load", "init_module", "finit_module", "delete_module",
+                               "open_by_handle_at", "name_to_handle_at", "acct", "swapon",
+                               "swapoff", "reboot", "settimeofday", "clock_settime", "syslog",
+                               "io_uring_setup", "io_uring_enter", "fsopen", "fsmount",
+                               "open_tree", "move_mount", "iopl", "ioperm", "quotactl"};
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  for (size_t i = 0; i < sizeof deny / sizeof *deny; ++i)
+    seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, seccomp_syscall_resolve_name(deny[i]), 0);
+  seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+  seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
+                   SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWPID, CLONE_NEWPID));
+  seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+  if (seccomp_load(ctx) < 0) {
+    perror("seccomp_load");
+    exit(1);
+  }
+  seccomp_release(ctx);
+}
+
+// The slot: pid 1 of its namespaces; serves jobs until the go eventfd says 0 (never here).
+static int go_fd, done_fd;
+static int slot_main(void) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  install_filter();
+  for (;;) {
+    uint64_t v;
+    if (read(go_fd, &v, 8) != 8) _exit(1);
+    pid_t pid = spawn(job_slot);
+    if (pid < 0) _exit(2);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    kill(-1, SIGKILL);
+    while (waitpid(-1, &st, WNOHANG | __WALL) > 0) {
+    }
+    v = (uint64_t)st + 1;
+    if (write(done_fd, &v, 8) != 8) _exit(3);
+  }
+}
+
+static int cmp(const void* a, const void* b) {
+  uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
+  return x < y ? -1 : x > y;
+}
+
+// One worker: runs jobs for `seconds`, writes count and p50 (µs) to out[0..1].
+static void worker(const char* mode, int index, double seconds, uint64_t* out) {
+  char path[256];
+  const char* base[3] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"};
+  for (int i = 0; i < 3; ++i) {
+    snprintf(path, sizeof path, "%s/jailpool-probe-%d/w%d", base[i], getppid(), index);
+    mkdir(path, 0755);
+    strcat(path, "/cgroup.procs");
+    cg_fds[i] = open(path, O_WRONLY | O_CLOEXEC);
+  }
+  int slot = strcmp(mode, "bare") != 0;
+  pid_t s = -1;
+  if (slot) {
+    go_fd = eventfd(0, EFD_CLOEXEC);
+    done_fd = eventfd(0, EFD_CLOEXEC);
+    s = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                               CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
+    if (s == 0) slot_main();
+  }
+  size_t cap = 1 << 20, n = 0;
+  uint64_t* lat = malloc(cap * sizeof *lat);
+  uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
+  while (now_ns() < end && n < cap) {
+    uint64_t t0 = now_ns();
+    if (slot) {
+      uint64_t v = 1;
+      if (write(go_fd, &v, 8) != 8 || read(done_fd, &v, 8) != 8) exit(4);
+      if (v != 1) {
+        fprintf(stderr, "%s: job status %#lx\n", mode, (unsigned long)(v - 1));
+        exit(5);
+      }
+    } else {
+      pid_t pid = spawn(job_bare);
+      int st;
+      waitpid(pid, &st, 0);
+    }
+    lat[n++] = now_ns() - t0;
+  }
+  if (s > 0) {
+    kill(s, SIGKILL);
+    waitpid(s, NULL, 0);
+  }
+  qsort(lat, n, sizeof *lat, cmp);
+  out[0] = n;
+  out[1] = n ? lat[n / 2] / 1000 : 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s PROGRAM [workers] [seconds] [rounds]\n", argv[0]);
+    return 2;
+  }
+  prog = argv[1];
+  int workers = argc > 2 ? atoi(argv[2]) : 2;
+  double seconds = argc > 3 ? atof(argv[3]) : 2;
+  int rounds = argc > 4 ? atoi(argv[4]) : 3;
+  const char* base[3] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"};
+  char path[256];
+  for (int i = 0; i < 3; ++i) {
+    snprintf(path, sizeof path, "%s/jailpool-probe-%d", base[i], getpid());
+    mkdir(path, 0755);
+  }
+  uint64_t* shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  const char* modes[] = {"bare", "slot"};
+  for (int r = 0; r < rounds; ++r) {
+    double bare_rate = 0;
+    for (int m = 0; m < 2; ++m) {
+      for (int w = 0; w < workers; ++w) {
+        if (fork() == 0) {
+          worker(modes[m], w, seconds, shared + 2 * w);
+          _exit(0);
+        }
+      }
+      while (wait(NULL) > 0) {
+      }
+      uint64_t jobs = 0, p50 = 0;
+      for (int w = 0; w < workers; ++w) {
+        jobs += shared[2 * w];
+        p50 += shared[2 * w + 1];
+      }
+      double rate = jobs / seconds;
+      if (m == 0) bare_rate = rate;
+      printf("round %d %-5s %7.0f jobs/s (%.2fx bare) p50 %4lu us\n", r, modes[m], rate,
+             rate / bare_rate, (unsigned long)(p50 / (uint64_t)workers));
+      fflush(stdout);
+    }
+  }
+  for (int i = 0; i < 3; ++i) {
+    for (int w = 0; w < workers; ++w) {
+      snprintf(path, sizeof path, "%s/jailpool-probe-%d/w%d", base[i], getpid(), w);
+      rmdir(path);
+    }
+    snprintf(path, sizeof path, "%s/jailpool-probe-%d", base[i], getpid());
+    rmdir(path);
+  }
+  return 0;
+}

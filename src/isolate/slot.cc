@@ -1,0 +1,261 @@
+#include "isolate/slot.h"
+
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "common/error.h"
+#include "isolate/cgroup.h"
+#include "isolate/clone.h"
+#include "isolate/seccomp.h"
+
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+
+namespace jailpool::isolate {
+namespace {
+
+constexpr size_t kSlotStackSize = 256 * 1024;
+
+uint32_t load_state(const SlotControl& c) {
+  return std::atomic_ref<const uint32_t>(c.state).load(std::memory_order_acquire);
+}
+
+}  // namespace
+
+bool slot_capable(const Profile& profile) {
+  return poolable(profile) &&
+         (profile.seccomp() == SECCOMP_DEFAULT || profile.seccomp() == SECCOMP_NONE);
+}
+
+std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* seccomp) {
+  if (!clone3_available()) throw Error("slot: needs clone3 (Linux 5.3)");
+  std::unique_ptr<Slot> slot(new Slot());
+  slot->profile_ = &profile;
+  slot->seccomp_ = seccomp;
+  slot->setup_ = std::make_unique<LaunchPlan>();
+  slot->control_ = std::make_unique<SlotControl>();
+  LaunchPlan& setup = *slot->setup_;
+  SlotControl& c = *slot->control_;
+  setup.uid = profile.has_uid() ? profile.uid() : 65534;
+  setup.gid = profile.has_gid() ? profile.gid() : 65534;
+  plan_fresh_tree(setup, profile);
+  if (seccomp != nullptr && !seccomp->empty()) {
+    setup.seccomp = seccomp->fprog();
+    if (seccomp->notifies()) {
+      if (seccomp->logs_allowed()) throw Error("slot: a learning-mode filter cannot be shared");
+      if (seccomp_notif_size() > kSeccompNotifBuffer) {
+        throw Error("seccomp: this kernel's notification does not fit the slot's buffer");
+      }
+      setup.seccomp_listen = true;
+    }
+  }
+  // The writable filesystems S wipes between jobs.
+  std::vector<std::string> wipe;
+  for (const Tmpfs& fs : profile.tmpfs()) wipe.push_back(fs.dst());
+  if (!profile.cwd().empty()) wipe.push_back(profile.cwd());
+  if (profile.dev_shm()) wipe.push_back("/dev/shm");
+  if (wipe.size() > std::size(c.wipe_paths)) throw Error("slot: too many writable filesystems");
+  for (size_t i = 0; i < wipe.size(); ++i) c.wipe_paths[i] = setup.keep(wipe[i]);
+  c.wipe_count = static_cast<int>(wipe.size());
+  setup.freeze();
+
+  int go = eventfd(0, EFD_CLOEXEC);
+  if (go < 0) throw_errno("eventfd");
+  slot->go_fd_.reset(go);
+  int done = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (done < 0) throw_errno("eventfd");
+  slot->done_fd_.reset(done);
+  c.go_fd = go;
+  c.done_fd = done;
+  c.setup = &setup;
+
+  slot->stack_ = mmap(nullptr, kSlotStackSize, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (slot->stack_ == MAP_FAILED) {
+    slot->stack_ = nullptr;
+    throw_errno("mmap slot stack");
+  }
+  CloneRequest request;
+  request.flags = CLONE_FILES | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                  CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+  request.stack = slot->stack_;
+  request.stack_size = kSlotStackSize;
+  request.fn = slot_main;
+  request.arg = &c;
+  int pidfd = -1;
+  pid_t pid = clone_vm(request, &pidfd);
+  if (pid < 0) throw SysError(-pid, "clone3 of a slot");
+  slot->pid_ = pid;
+  slot->pidfd_.reset(pidfd);
+
+  // Wait until S is ready, or dead.
+  for (;;) {
+    pollfd fds[2] = {{done, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    int n = ::poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("poll slot");
+    slot->drain_done();
+    uint32_t state = load_state(c);
+    if (state == SlotControl::kReady) return slot;
+    if (fds[1].revents & POLLIN) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      std::string why = setup.report.stage != LaunchStage::kNone ? describe_failure(setup)
+                                                                 : std::string("its init died");
+      throw Error("slot: " + why);
+    }
+  }
+}
+
+void Slot::drain_done() const {
+  uint64_t count;
+  while (::read(done_fd_.get(), &count, sizeof count) == sizeof count) {
+  }
+}
+
+SlotControl::State Slot::state() const {
+  return static_cast<SlotControl::State>(load_state(*control_));
+}
+
+bool Slot::broken() const {
+  if (pid_ < 0 || state() == SlotControl::kBroken) return true;
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) != 0;  // S died
+}
+
+bool Slot::ready() const {
+  return state() == SlotControl::kReady && !broken();
+}
+
+std::string Slot::broken_reason() const {
+  const SlotControl& c = *control_;
+  if (state() == SlotControl::kBroken) {
+    std::string s = describe_slot_reset(c.reset_failure);
+    if (c.reset_index >= 0 && c.reset_index < c.wipe_count) {
+      s += fmt::format(" ({})", c.wipe_paths[c.reset_index]);
+    }
+    if (c.reset_err != 0) s += fmt::format(": {}", std::strerror(c.reset_err));
+    return s;
+  }
+  return "its init died";
+}
+
+void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
+  if (config.profile != profile_) throw Error("slot: a job of another profile");
+  if (!config.extra_binds.empty() || config.cwd_mount_fd >= 0) {
+    throw Error("slot: a job with binds or files of its own needs a fresh jail");
+  }
+  if (config.argv.empty() || config.argv[0].empty()) throw ConfigError("argv", "empty command");
+  if (!ready()) throw Error("slot: not ready");
+  auto plan = std::make_unique<LaunchPlan>();
+  const Profile& profile = *profile_;
+  plan->uid = profile.has_uid() ? profile.uid() : 65534;
+  plan->gid = profile.has_gid() ? profile.gid() : 65534;
+  std::vector<UniqueFd> dups;
+  for (int i = 0; i < 3; ++i) {
+    // Dup'ed onto 0..2 in the job's copy of the table: never one of those numbers itself.
+    int fd = config.stdio[i];
+    if (fd < 0 && i > 0) throw Error(fmt::format("slot: no fd for stdio {}", i));
+    if (fd >= 0 && fd < 3) {
+      fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) throw_errno("dup stdio fd");
+      dups.emplace_back(fd);
+    }
+    plan->stdio[i] = fd;
+  }
+  // No CLONE_INTO_CGROUP under the filter: the job writes itself into every hierarchy.
+  plan->attach_fds = cgroup.attach_fds(true);
+  plan->ignored_signals = ignored_signals();
+  plan->cwd =
+      plan->keep(!config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd()));
+  plan->rlimits = config.rlimits;
+  for (const std::string& c : exec_candidates(config.argv[0], config.env)) {
+    plan->exec_paths.push_back(plan->keep(c));
+  }
+  for (const auto& a : config.argv) plan->argv.push_back(plan->keep_mutable(a));
+  plan->argv.push_back(nullptr);
+  for (const auto& e : config.env) plan->envp.push_back(plan->keep_mutable(e));
+  plan->envp.push_back(nullptr);
+  plan->freeze();
+  job_ = std::move(plan);
+  job_fds_ = std::move(dups);
+  SlotControl& c = *control_;
+  c.job = job_.get();
+  drain_done();
+  std::atomic_ref<uint32_t>(c.kill_requested).store(0, std::memory_order_relaxed);
+  std::atomic_ref<uint32_t>(c.state).store(SlotControl::kRunning, std::memory_order_release);
+  start_ns_ = monotonic_now_ns();
+  uint64_t one = 1;
+  if (::write(go_fd_.get(), &one, sizeof one) != sizeof one) throw_errno("wake slot");
+}
+
+bool Slot::result_ready() const {
+  uint32_t s = state();
+  return job_ && (s == SlotControl::kResult || s == SlotControl::kReady ||
+                  (s == SlotControl::kBroken && control_->job == job_.get()));
+}
+
+uint64_t Slot::exec_ns() const {
+  if (!job_) return 0;
+  return std::atomic_ref<uint64_t>(job_->report.exec_ns).load(std::memory_order_relaxed);
+}
+
+void Slot::kill_job() {
+  std::atomic_ref<uint32_t>(control_->kill_requested).store(1, std::memory_order_release);
+}
+
+JailOutcome Slot::outcome() const {
+  if (!job_) throw Error("slot: no job");
+  std::atomic_thread_fence(std::memory_order_acquire);
+  JailOutcome out;
+  const LaunchReport& r = job_->report;
+  out.job_exited = r.job_exited;
+  out.wait_status = r.wait_status;
+  out.rusage = r.rusage;
+  out.exec_ns = r.exec_ns;
+  out.exit_ns = r.exit_ns;
+  out.seccomp_denied_nr = r.seccomp_denied_nr;
+  out.seccomp_denied_arch = r.seccomp_denied_arch;
+  if (r.stage != LaunchStage::kNone) {
+    out.setup_failed = true;
+    out.setup_error = describe_failure(*job_);
+  }
+  // Killed by jailpool: as in a fresh jail, whose init dies first, the job's end is not its
+  // own (no exit status).
+  if (std::atomic_ref<const uint32_t>(control_->kill_requested).load(std::memory_order_acquire)) {
+    out.job_exited = false;
+    out.wait_status = 0;
+  }
+  return out;
+}
+
+Slot::~Slot() {
+  if (pid_ > 0) {
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    siginfo_t info;
+    while (waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 && errno == EINTR) {
+    }
+  }
+  // S is gone: the fds it opened in the shared table are ours to close.
+  if (control_) {
+    for (int fd : control_->owned_fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  if (stack_ != nullptr) munmap(stack_, kSlotStackSize);
+}
+
+}  // namespace jailpool::isolate

@@ -1,0 +1,147 @@
+// A slot: a long-lived jail that runs one job after another, reset between jobs instead of
+// rebuilt (issue 14).
+//
+// Its init S is cloned once by jailpool (CLONE_VM on a stack of its own, CLONE_FILES: every fd
+// jailpool opens for a job, its pipes and cgroup fds, is already in S's table; new pid, mount,
+// ipc, uts, net and cgroup namespaces). S is pid 1 of its pid namespace. At its start S builds
+// the fresh jail's tree once (build_jail_tree: the profile's read-only root, the per-job
+// tmpfs mounts, /proc, hostname, lo), opens what the reset needs (the roots of the writable
+// filesystems, a detached mqueue mount of its ipc namespace), drops the capability bounding
+// set, sets the securebits and no_new_privs, and attaches the profile's seccomp filter to
+// itself: every job inherits it with no per-job attach. S keeps its effective capabilities (it
+// never execs) and uses only calls the filter allows (clone(2), wait4, kill, ppoll, unlinkat,
+// ...; clone3 is ENOSYS under the filter, so no CLONE_INTO_CGROUP: the job's first process
+// writes itself into the cgroups).
+//
+// Per job, jailpool writes the job's LaunchPlan into S's control block and wakes S (an
+// eventfd). S clones the job's first process J (CLONE_VM|CLONE_VFORK): J joins the job's
+// cgroups and its own cgroup namespace, sets stdio, rlimits, drops to the job's uid (losing
+// every capability), closes every other fd and execs. The job is never pid 1 (a pid-1 job would
+// be spared its own raise()/kill(getpid()) of default-action signals). When J ends, S kills
+// every other process of the pid namespace (kill(-1, SIGKILL) from pid 1 spares only S), reaps
+// them all, stores the report and wakes jailpool (done eventfd). Then it resets: wipes the
+// writable filesystems (an unlinkat walk beneath the fds it opened at the start, never following
+// a job-controlled path), restores their roots' owner and mode, checks their usage is back to
+// the empty one, removes SysV shm/msg/sem and POSIX message queues, checks the hostname and that
+// the pid namespace holds only S, and says ready (or broken: jailpool destroys the slot).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "isolate/jail.h"
+#include "isolate/launch.h"
+#include "jailpool.pb.h"
+
+namespace jailpool::isolate {
+
+class JobCgroup;
+class SeccompProgram;
+
+// Where a slot's reset failed (SlotControl::reset_failure).
+enum class SlotReset : int {
+  kNone = 0,
+  kProcesses,  // a process of the job could not be reaped in time
+  kWipe,       // a writable filesystem could not be emptied (index: which)
+  kUsage,      // its usage is not back to the empty one
+  kRootAttrs,  // its root's owner or mode could not be restored
+  kSysvIpc,
+  kMqueue,
+  kHostname,
+};
+const char* describe_slot_reset(SlotReset what);
+
+// The memory S and jailpool share. Written by jailpool before S starts (setup) or before each
+// wake (job); the rest by S.
+struct SlotControl {
+  enum State : uint32_t {
+    kStarting = 0,
+    kReady,    // idle, reset complete: a job may be started
+    kRunning,  // a job was handed over
+    kResult,   // the job's report is final; S is resetting
+    kBroken,   // setup or reset failed: never hand it out again
+  };
+  uint32_t state = kStarting;      // atomic (acquire/release)
+  uint32_t kill_requested = 0;     // jailpool asks S to kill the running job
+  int go_fd = -1;                  // eventfd: jailpool -> S
+  int done_fd = -1;                // eventfd: S -> jailpool, at kResult, kReady and kBroken
+  LaunchPlan* setup = nullptr;     // the tree, hostname, seccomp filter
+  LaunchPlan* job = nullptr;       // the job handed over (valid until kResult)
+  const char* wipe_paths[8] = {};  // the writable filesystems' mount points (jailpool)
+  int wipe_count = 0;
+  uint32_t root_uid[8] = {}, root_gid[8] = {}, root_mode[8] = {};  // as built (S)
+  // fds S opened in the shared table, closed by jailpool once S is gone.
+  int owned_fds[16] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+  int seccomp_listener = -1;
+  SlotReset reset_failure = SlotReset::kNone;
+  int reset_index = -1;
+  int reset_err = 0;
+  uint64_t jobs = 0;  // jobs run
+};
+
+// Runs in S (see above). Never returns.
+int slot_main(void* control);
+
+class Slot {
+ public:
+  // Starts a slot for `profile` with `seccomp` (nullptr or empty: none; both must outlive the
+  // slot) and waits until it is ready. Throws Error with the step that failed.
+  static std::unique_ptr<Slot> create(const Profile& profile, SeccompProgram* seccomp);
+  ~Slot();  // kills S (and so the whole pid namespace) and waits for it
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+
+  const Profile& profile() const { return *profile_; }
+  const SeccompProgram* seccomp() const { return seccomp_; }
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }  // readable once S died
+  // Readable at each state change of S (consume with drain_done()).
+  int done_fd() const { return done_fd_.get(); }
+  void drain_done() const;
+  SlotControl::State state() const;
+  // Ready for a job: S alive and its reset complete.
+  bool ready() const;
+  // Broken or S dead: destroy it.
+  bool broken() const;
+  std::string broken_reason() const;
+
+  // Hands a job over (the slot must be ready). config: no extra binds, no working-directory
+  // mount; its stdio fds must stay open until the result (S's job copies them at its clone;
+  // those below 3 are dup'ed and held here).
+  void start(const JailConfig& config, const JobCgroup& cgroup);
+  // The job's report is final (every process of the job is dead).
+  bool result_ready() const;
+  JailOutcome outcome() const;
+  uint64_t start_ns() const { return start_ns_; }
+  uint64_t exec_ns() const;
+  // Asks S to kill the job (the caller kills the job's cgroup too: S acts at its next wake).
+  void kill_job();
+
+  // For the caller's event loop: whether it already watches pidfd() (once per slot's life).
+  bool death_watched = false;
+
+ private:
+  Slot() = default;
+  const Profile* profile_ = nullptr;
+  SeccompProgram* seccomp_ = nullptr;
+  std::unique_ptr<LaunchPlan> setup_;
+  std::unique_ptr<LaunchPlan> job_;
+  std::vector<UniqueFd> job_fds_;  // the job's stdio fds moved above 2, held until the next job
+  std::unique_ptr<SlotControl> control_;
+  UniqueFd go_fd_, done_fd_;
+  void* stack_ = nullptr;
+  UniqueFd pidfd_;
+  pid_t pid_ = -1;
+  uint64_t start_ns_ = 0;
+};
+
+// Whether jobs of this profile can run in slots: poolable, and a seccomp mode whose filter a
+// spawner can carry (default or none).
+bool slot_capable(const Profile& profile);
+
+}  // namespace jailpool::isolate

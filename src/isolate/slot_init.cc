@@ -1,0 +1,538 @@
+// The code that runs inside a slot (see slot.h): its init S and each job's first process J.
+// Both share jailpool's memory (CLONE_VM) and S shares its fd table (CLONE_FILES): raw system
+// calls only, no allocation, failures reported in shared memory. After S's filter is attached
+// every call S makes is one the filter allows (a denied one would kill S, or block it on its
+// own listener).
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/mount.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <cerrno>
+
+#include "isolate/launch.h"
+#include "isolate/raw_syscall.h"
+#include "isolate/slot.h"
+
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef FSCONFIG_CMD_CREATE
+#define FSCONFIG_CMD_CREATE 6
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+
+// clone(2) with CLONE_VM on a stack of its own: jp_clone_call(flags, stack_top, fn, arg)
+// returns the pid in the parent; the child calls fn(arg) and exits with its result. (clone3,
+// which jp_clone3_call uses, is ENOSYS under the filter S carries.)
+extern "C" long jp_clone_call(unsigned long flags, void* stack_top, int (*fn)(void*), void* arg);
+
+#if defined(__x86_64__)
+__asm__(
+    ".text\n"
+    ".globl jp_clone_call\n"
+    ".type jp_clone_call,@function\n"
+    "jp_clone_call:\n"
+    "  mov %rdx, %r8\n"  // fn (r8: clone's tls, unused without CLONE_SETTLS)
+    "  mov %rcx, %r9\n"  // arg
+    "  xor %edx, %edx\n"
+    "  xor %r10d, %r10d\n"
+    "  mov $56, %eax\n"  // __NR_clone
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jnz 1f\n"
+    "  xor %ebp, %ebp\n"
+    "  mov %r9, %rdi\n"
+    "  call *%r8\n"
+    "  mov %eax, %edi\n"
+    "  mov $231, %eax\n"  // exit_group
+    "  syscall\n"
+    "  hlt\n"
+    "1:\n"
+    "  ret\n"
+    ".size jp_clone_call, .-jp_clone_call\n");
+#elif defined(__aarch64__)
+__asm__(
+    ".text\n"
+    ".globl jp_clone_call\n"
+    ".type jp_clone_call,%function\n"
+    "jp_clone_call:\n"
+    "  mov x9, x2\n"
+    "  mov x10, x3\n"
+    "  mov x2, xzr\n"
+    "  mov x3, xzr\n"
+    "  mov x4, xzr\n"
+    "  mov x8, #220\n"  // __NR_clone
+    "  svc 0\n"
+    "  cbnz x0, 1f\n"
+    "  mov x29, xzr\n"
+    "  mov x0, x10\n"
+    "  blr x9\n"
+    "  mov x8, #94\n"  // exit_group
+    "  svc 0\n"
+    "  brk #0\n"
+    "1:\n"
+    "  ret\n"
+    ".size jp_clone_call, .-jp_clone_call\n");
+#endif
+
+namespace jailpool::isolate {
+
+const char* describe_slot_reset(SlotReset what) {
+  switch (what) {
+    case SlotReset::kNone:
+      return "none";
+    case SlotReset::kProcesses:
+      return "a process of the job survived";
+    case SlotReset::kWipe:
+      return "a writable filesystem could not be emptied";
+    case SlotReset::kUsage:
+      return "a writable filesystem's usage is not back to empty";
+    case SlotReset::kRootAttrs:
+      return "a writable filesystem's root could not be restored";
+    case SlotReset::kSysvIpc:
+      return "SysV IPC objects could not be removed";
+    case SlotReset::kMqueue:
+      return "POSIX message queues could not be removed";
+    case SlotReset::kHostname:
+      return "the hostname changed";
+  }
+  return "?";
+}
+
+namespace {
+
+using raw::call;
+
+constexpr int kMaxWipeDepth = 48;
+
+uint64_t monotonic_ns() {
+  struct timespec ts;
+  call(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void set_state(SlotControl* c, uint32_t state) {
+  __atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
+  uint64_t one = 1;
+  call(SYS_write, c->done_fd, &one, sizeof one);
+}
+
+[[noreturn]] void job_fail(LaunchPlan* plan, LaunchStage stage, long err, int index = -1) {
+  plan->report.stage = stage;
+  plan->report.index = index;
+  plan->report.err = static_cast<int>(-err);
+  raw::exit_group(127);
+}
+
+// J: the job's first process, sharing S's memory until its exec, with a copy of the shared fd
+// table. Privileges beyond the uid change were dropped once by S (bounding set, securebits,
+// no_new_privs, the filter), and are inherited.
+int slot_job_main(void* arg) {
+  auto* plan = static_cast<LaunchPlan*>(arg);
+  long rc;
+  for (int fd : plan->frozen.attach_fds) {
+    if ((rc = call(SYS_write, fd, "0", 1)) < 0) job_fail(plan, LaunchStage::kCgroupAttach, rc);
+  }
+  // The job sees its own cgroup as the root (the slot's filter lets exactly this through).
+  if ((rc = call(SYS_unshare, CLONE_NEWCGROUP)) < 0) {
+    job_fail(plan, LaunchStage::kCgroupAttach, rc);
+  }
+  uint64_t empty_mask = 0;
+  call(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, sizeof empty_mask);
+  struct kernel_sigaction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } dfl{};
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (plan->ignored_signals & (1ull << (sig - 1))) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  }
+  for (int i = 0; i < 3; ++i) {
+    long fd = plan->stdio[i];
+    if (fd < 0) {
+      // The slot's own /dev/null (as in a fresh jail); opened in J's private copy of the table.
+      fd = call(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+      if (fd < 0) job_fail(plan, LaunchStage::kStdio, fd, i);
+      if (fd == i) continue;
+    }
+    if ((rc = call(SYS_dup3, fd, i, 0)) < 0) job_fail(plan, LaunchStage::kStdio, rc, i);
+  }
+  if ((rc = call(SYS_setsid)) < 0) job_fail(plan, LaunchStage::kSession, rc);
+  if ((rc = call(SYS_chdir, plan->cwd)) < 0) job_fail(plan, LaunchStage::kChdir, rc);
+  for (const auto& r : plan->frozen.rlimits) {
+    if ((rc = call(SYS_prlimit64, 0, r.resource, &r.value, nullptr)) < 0) {
+      job_fail(plan, LaunchStage::kRlimit, rc, r.resource);
+    }
+  }
+  if ((rc = call(SYS_setgroups, 0, nullptr)) < 0) job_fail(plan, LaunchStage::kCredentials, rc, 3);
+  if ((rc = call(SYS_setresgid, plan->gid, plan->gid, plan->gid)) < 0) {
+    job_fail(plan, LaunchStage::kCredentials, rc, 4);
+  }
+  // Every uid away from 0 clears the permitted and effective sets (the securebits S locked
+  // keep it so); capset clears the inheritable one.
+  if ((rc = call(SYS_setresuid, plan->uid, plan->uid, plan->uid)) < 0) {
+    job_fail(plan, LaunchStage::kCredentials, rc, 5);
+  }
+  struct __user_cap_header_struct cap_header {
+    _LINUX_CAPABILITY_VERSION_3, 0
+  };
+  struct __user_cap_data_struct cap_data[2] = {};
+  if ((rc = call(SYS_capset, &cap_header, cap_data)) < 0) {
+    job_fail(plan, LaunchStage::kCredentials, rc, 6);
+  }
+  if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) job_fail(plan, LaunchStage::kCloseFds, rc);
+  long err = -ENOENT;
+  for (const char* path : plan->frozen.exec_paths) {
+    rc = call(SYS_execve, path, plan->frozen.argv, plan->frozen.envp);
+    if (rc != -ENOENT && rc != -ENOTDIR && (err == -ENOENT || err == -ENOTDIR)) err = rc;
+  }
+  job_fail(plan, LaunchStage::kExec, err);
+}
+
+[[noreturn]] void setup_fail(SlotControl* c, LaunchStage stage, long err, int index = -1) {
+  c->setup->report.stage = stage;
+  c->setup->report.index = index;
+  c->setup->report.err = static_cast<int>(-err);
+  raw::exit_group(127);
+}
+
+void own_fd(SlotControl* c, long fd) {
+  for (int& slot : c->owned_fds) {
+    if (slot < 0) {
+      slot = static_cast<int>(fd);
+      return;
+    }
+  }
+}
+
+// Removes everything beneath the directory `dir` (an fd S owns), never following a symlink:
+// each level is opened with O_NOFOLLOW|O_DIRECTORY relative to its parent's fd. Every process
+// of the job is dead, so nothing changes underneath. Returns 0 or -errno (-ELOOP: deeper than
+// kMaxWipeDepth).
+long wipe_dir(int dir, int depth) {
+  if (depth > kMaxWipeDepth) return -ELOOP;
+  alignas(8) char buf[4096];
+  long rc = call(SYS_lseek, dir, 0, SEEK_SET);
+  if (rc < 0) return rc;
+  for (;;) {
+    long n = call(SYS_getdents64, dir, buf, sizeof buf);
+    if (n < 0) return n;
+    if (n == 0) return 0;
+    bool removed = false;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+      rc = call(SYS_unlinkat, dir, name, 0);
+      if (rc == -EISDIR || rc == -EPERM) {
+        long sub = call(SYS_openat, dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) return sub;
+        // A job may leave a directory it cannot be walked in (mode 000): S is root with
+        // CAP_DAC_OVERRIDE, so only the depth bounds this.
+        rc = wipe_dir(static_cast<int>(sub), depth + 1);
+        call(SYS_close, sub);
+        if (rc < 0) return rc;
+        rc = call(SYS_unlinkat, dir, name, AT_REMOVEDIR);
+      }
+      if (rc < 0 && rc != -ENOENT) return rc;
+      removed = true;
+    }
+    // Entries were removed under the directory offset: start over until a pass finds none.
+    if (removed) {
+      if ((rc = call(SYS_lseek, dir, 0, SEEK_SET)) < 0) return rc;
+    }
+  }
+}
+
+struct FsBaseline {
+  uint64_t bfree = 0, ffree = 0;
+};
+
+bool wipe_filesystems(SlotControl* c, int* fds, const FsBaseline* base) {
+  for (int i = 0; i < c->wipe_count; ++i) {
+    long rc = wipe_dir(fds[i], 0);
+    if (rc < 0) {
+      c->reset_failure = SlotReset::kWipe;
+      c->reset_index = i;
+      c->reset_err = static_cast<int>(-rc);
+      return false;
+    }
+    // The job owned a root it could chmod: restore owner and mode.
+    struct stat st;
+    if (call(SYS_fstat, fds[i], &st) < 0 || st.st_uid != c->root_uid[i] ||
+        st.st_gid != c->root_gid[i] || (st.st_mode & 07777) != c->root_mode[i]) {
+      if (call(SYS_fchown, fds[i], c->root_uid[i], c->root_gid[i]) < 0 ||
+          call(SYS_fchmod, fds[i], c->root_mode[i]) < 0) {
+        c->reset_failure = SlotReset::kRootAttrs;
+        c->reset_index = i;
+        return false;
+      }
+    }
+    struct statfs sf;
+    if (call(SYS_fstatfs, fds[i], &sf) < 0 || sf.f_bfree != base[i].bfree ||
+        sf.f_ffree != base[i].ffree) {
+      c->reset_failure = SlotReset::kUsage;
+      c->reset_index = i;
+      return false;
+    }
+  }
+  return true;
+}
+
+// SysV IPC: every object of the slot's ipc namespace, by index (X_STAT), removed; then the
+// namespace's counts must be 0. S holds CAP_IPC_OWNER.
+bool wipe_sysv(SlotControl* c) {
+  alignas(8) char buf[512];
+  long max = call(SYS_shmctl, 0, SHM_INFO, buf);
+  for (long i = 0; max >= 0 && i <= max; ++i) {
+    long id = call(SYS_shmctl, i, SHM_STAT, buf);
+    if (id >= 0) call(SYS_shmctl, id, IPC_RMID, nullptr);
+  }
+  max = call(SYS_msgctl, 0, MSG_INFO, buf);
+  for (long i = 0; max >= 0 && i <= max; ++i) {
+    long id = call(SYS_msgctl, i, MSG_STAT, buf);
+    if (id >= 0) call(SYS_msgctl, id, IPC_RMID, nullptr);
+  }
+  max = call(SYS_semctl, 0, 0, SEM_INFO, buf);
+  for (long i = 0; max >= 0 && i <= max; ++i) {
+    long id = call(SYS_semctl, i, 0, SEM_STAT, buf);
+    if (id >= 0) call(SYS_semctl, id, 0, IPC_RMID, 0);
+  }
+  struct shm_info shm {};
+  struct msginfo msg {};
+  struct seminfo sem {};
+  if (call(SYS_shmctl, 0, SHM_INFO, &shm) < 0 || shm.used_ids != 0 ||
+      call(SYS_msgctl, 0, MSG_INFO, &msg) < 0 || msg.msgpool != 0 ||
+      call(SYS_semctl, 0, 0, SEM_INFO, &sem) < 0 || sem.semusz != 0) {
+    c->reset_failure = SlotReset::kSysvIpc;
+    return false;
+  }
+  return true;
+}
+
+bool wipe_mqueues(SlotControl* c, int mq) {
+  long rc = wipe_dir(mq, kMaxWipeDepth);  // flat: no subdirectories in mqueue
+  if (rc < 0) {
+    c->reset_failure = SlotReset::kMqueue;
+    c->reset_err = static_cast<int>(-rc);
+    return false;
+  }
+  return true;
+}
+
+bool same(const char* a, const char* b) {
+  while (*a && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
+// Reaps children until none is left (-ECHILD: the pid namespace holds only S). With a job
+// pid, records its end and kills the rest when it ends.
+long reap(LaunchPlan* plan, long job_pid, int options) {
+  int status = 0;
+  struct rusage usage {};
+  long pid;
+  do {
+    pid = call(SYS_wait4, -1, &status, __WALL | options, &usage);
+  } while (pid == -EINTR);
+  if (pid > 0 && pid == job_pid) {
+    plan->report.exit_ns = monotonic_ns();
+    plan->report.wait_status = status;
+    plan->report.rusage = usage;
+    plan->report.job_exited = true;
+    call(SYS_kill, -1, SIGKILL);
+  }
+  return pid;
+}
+
+void handle_notification(LaunchPlan* plan, int listener) {
+  alignas(8) unsigned char buf[kSeccompNotifBuffer];
+  for (auto& b : buf) *static_cast<volatile unsigned char*>(&b) = 0;
+  if (call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, buf) < 0) return;
+  const auto* notif = reinterpret_cast<const struct seccomp_notif*>(buf);
+  if (plan->report.seccomp_denied_nr < 0) {
+    plan->report.seccomp_denied_nr = notif->data.nr;
+    plan->report.seccomp_denied_arch = notif->data.arch;
+  }
+  call(SYS_kill, -1, SIGKILL);
+}
+
+// Runs one job: clone, wait (serving the listener), kill the rest, reap everything.
+void run_job(SlotControl* c, int sfd) {
+  LaunchPlan* plan = c->job;
+  alignas(64) char job_stack[32 * 1024];
+  long job_pid = jp_clone_call(CLONE_VM | CLONE_VFORK | SIGCHLD, job_stack + sizeof job_stack,
+                               slot_job_main, plan);
+  if (job_pid < 0) {
+    plan->report.stage = LaunchStage::kCloneJob;
+    plan->report.err = static_cast<int>(-job_pid);
+    return;
+  }
+  if (plan->report.stage == LaunchStage::kNone) plan->report.exec_ns = monotonic_ns();
+  if (__atomic_load_n(&c->kill_requested, __ATOMIC_ACQUIRE)) call(SYS_kill, -1, SIGKILL);
+  if (c->seccomp_listener >= 0) {
+    while (!plan->report.job_exited) {
+      struct pollfd fds[2] = {{c->seccomp_listener, POLLIN, 0}, {sfd, POLLIN, 0}};
+      long n = call(SYS_ppoll, fds, 2, nullptr, nullptr, 8);
+      if (n < 0 && n != -EINTR) break;
+      if (fds[0].revents & POLLIN) handle_notification(plan, c->seccomp_listener);
+      if (fds[1].revents & POLLIN) {
+        struct signalfd_siginfo info;
+        call(SYS_read, sfd, &info, sizeof info);
+      }
+      while (reap(plan, job_pid, WNOHANG) > 0) {
+      }
+    }
+  }
+  while (reap(plan, job_pid, 0) > 0) {
+  }
+}
+
+}  // namespace
+
+int slot_main(void* arg) {
+  auto* c = static_cast<SlotControl*>(arg);
+  LaunchPlan* setup = c->setup;
+  long rc;
+  // If jailpool (the thread that made S) dies, S dies, and with it the pid namespace.
+  if ((rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0) {
+    setup_fail(c, LaunchStage::kDeathSignal, rc);
+  }
+  build_jail_tree(setup);
+
+  // What the reset needs, opened now, before any job ran: the writable filesystems' roots,
+  // their empty usage, and a detached mqueue mount of this ipc namespace (5.2) to list queues.
+  int wipe_fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  FsBaseline base[8];
+  for (int i = 0; i < c->wipe_count; ++i) {
+    rc = call(SYS_openat, AT_FDCWD, c->wipe_paths[i],
+              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rc < 0) setup_fail(c, LaunchStage::kJobMount, rc, i);
+    own_fd(c, rc);
+    wipe_fds[i] = static_cast<int>(rc);
+    struct statfs sf;
+    if ((rc = call(SYS_fstatfs, wipe_fds[i], &sf)) < 0)
+      setup_fail(c, LaunchStage::kJobMount, rc, i);
+    base[i] = {sf.f_bfree, sf.f_ffree};
+    struct stat st;
+    if ((rc = call(SYS_fstat, wipe_fds[i], &st)) < 0) setup_fail(c, LaunchStage::kJobMount, rc, i);
+    c->root_uid[i] = st.st_uid;
+    c->root_gid[i] = st.st_gid;
+    c->root_mode[i] = st.st_mode & 07777;
+  }
+  long fs = call(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC);
+  if (fs < 0) setup_fail(c, LaunchStage::kJobMount, fs, 100);
+  if ((rc = call(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0)) < 0) {
+    setup_fail(c, LaunchStage::kJobMount, rc, 100);
+  }
+  long mnt = call(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID);
+  call(SYS_close, fs);
+  if (mnt < 0) setup_fail(c, LaunchStage::kJobMount, mnt, 100);
+  // fsmount's fd is an O_PATH one: open the root for reading (the mount stays, detached, as
+  // long as this fd holds it).
+  long mq = call(SYS_openat, mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  call(SYS_close, mnt);
+  if (mq < 0) setup_fail(c, LaunchStage::kJobMount, mq, 100);
+  own_fd(c, mq);
+
+  // SIGCHLD through a signalfd (for the listener's loop); blocked, so it stays pending.
+  uint64_t sigchld = 1ull << (SIGCHLD - 1);
+  call(SYS_rt_sigprocmask, SIG_BLOCK, &sigchld, nullptr, sizeof sigchld);
+  long sfd = call(SYS_signalfd4, -1, &sigchld, sizeof sigchld, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) setup_fail(c, LaunchStage::kNone, sfd);
+  own_fd(c, sfd);
+
+  // Privileges, once for every job: no ambient set, an empty bounding set, securebits that make
+  // any change away from uid 0 drop every capability for good, no_new_privs, the filter.
+  if ((rc = call(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)) < 0) {
+    setup_fail(c, LaunchStage::kCredentials, rc, 0);
+  }
+  for (int cap = 0; cap <= 63; ++cap) {
+    rc = call(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (rc == -EINVAL) break;
+    if (rc < 0) setup_fail(c, LaunchStage::kCredentials, rc, 1);
+  }
+  const long securebits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                          SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                          SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if ((rc = call(SYS_prctl, PR_SET_SECUREBITS, securebits, 0, 0, 0)) < 0) {
+    setup_fail(c, LaunchStage::kCredentials, rc, 2);
+  }
+  if ((rc = call(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0) {
+    setup_fail(c, LaunchStage::kNoNewPrivs, rc);
+  }
+  if (setup->seccomp != nullptr) {
+    unsigned long flags = setup->seccomp_listen ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    if ((rc = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, setup->seccomp)) < 0) {
+      setup_fail(c, LaunchStage::kSeccomp, rc);
+    }
+    if (setup->seccomp_listen) {
+      own_fd(c, rc);
+      c->seccomp_listener = static_cast<int>(rc);
+    }
+  }
+  struct utsname expected;
+  call(SYS_uname, &expected);
+
+  set_state(c, SlotControl::kReady);
+  for (;;) {
+    struct pollfd go {
+      c->go_fd, POLLIN, 0
+    };
+    rc = call(SYS_ppoll, &go, 1, nullptr, nullptr, 8);
+    if (rc < 0 && rc != -EINTR) raw::exit_group(3);
+    uint64_t count;
+    if (call(SYS_read, c->go_fd, &count, sizeof count) != sizeof count) continue;
+    if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != SlotControl::kRunning) continue;
+    run_job(c, static_cast<int>(sfd));
+    // Drain the SIGCHLDs of this job.
+    struct signalfd_siginfo info;
+    while (call(SYS_read, sfd, &info, sizeof info) > 0) {
+    }
+    ++c->jobs;
+    set_state(c, SlotControl::kResult);  // the plan is jailpool's again
+
+    bool ok = wipe_filesystems(c, wipe_fds, base) && wipe_sysv(c) &&
+              wipe_mqueues(c, static_cast<int>(mq));
+    if (ok) {
+      struct utsname now;
+      if (call(SYS_uname, &now) < 0 || !same(now.nodename, expected.nodename) ||
+          !same(now.domainname, expected.domainname)) {
+        c->reset_failure = SlotReset::kHostname;
+        ok = false;
+      }
+    }
+    if (ok && call(SYS_wait4, -1, nullptr, __WALL | WNOHANG, nullptr) != -ECHILD) {
+      c->reset_failure = SlotReset::kProcesses;
+      ok = false;
+    }
+    if (!ok) {
+      set_state(c, SlotControl::kBroken);
+      for (;;) call(SYS_ppoll, nullptr, 0, nullptr, nullptr, 8);
+    }
+    set_state(c, SlotControl::kReady);
+  }
+}
+
+}  // namespace jailpool::isolate

@@ -1,0 +1,93 @@
+#include "pool/slot_pool.h"
+
+#include <poll.h>
+
+#include <cerrno>
+
+#include "common/error.h"
+#include "isolate/slot.h"
+
+namespace jailpool::pool {
+
+namespace {
+// How long acquire waits for a reset before it gives up on that slot (a reset of a job that
+// left many files takes milliseconds; one that takes this long is not worth waiting for).
+constexpr int kResetWaitMs = 2000;
+}  // namespace
+
+SlotPool::~SlotPool() = default;
+
+size_t SlotPool::idle() const {
+  size_t n = 0;
+  for (const auto& [key, list] : idle_) n += list.size();
+  return n;
+}
+
+std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
+                                                 isolate::SeccompProgram* seccomp) {
+  Key key{&profile, seccomp};
+  auto& idle = idle_[key];
+  bool waited = false;
+  for (;;) {
+    for (auto it = idle.begin(); it != idle.end();) {
+      if ((*it)->broken()) {
+        ++stats_.replaced;
+        it = idle.erase(it);
+        continue;
+      }
+      if ((*it)->ready()) {
+        std::unique_ptr<isolate::Slot> slot = std::move(*it);
+        idle.erase(it);
+        ++out_[key];
+        ++stats_.reused;
+        if (waited) ++stats_.waited;
+        return slot;
+      }
+      ++it;
+    }
+    // None ready: wait for one that is resetting (a reset takes tens of µs, a new slot
+    // milliseconds), or build one.
+    if (idle.empty()) break;
+    std::vector<pollfd> fds;
+    for (const auto& s : idle) {
+      fds.push_back({s->done_fd(), POLLIN, 0});
+      fds.push_back({s->pidfd(), POLLIN, 0});
+    }
+    int n = ::poll(fds.data(), fds.size(), kResetWaitMs);
+    if (n < 0 && errno != EINTR) throw_errno("poll slots");
+    if (n == 0) {
+      // None finished in time: drop the oldest and build a new one.
+      ++stats_.replaced;
+      idle.erase(idle.begin());
+      break;
+    }
+    for (const auto& s : idle) s->drain_done();
+    waited = true;
+  }
+  std::unique_ptr<isolate::Slot> slot = isolate::Slot::create(profile, seccomp);
+  ++stats_.created;
+  ++out_[key];
+  return slot;
+}
+
+void SlotPool::release(std::unique_ptr<isolate::Slot> slot) {
+  if (!slot) return;
+  Key key{&slot->profile(), slot->seccomp()};
+  if (out_[key] > 0) --out_[key];
+  if (slot->broken()) {
+    ++stats_.replaced;
+    return;
+  }
+  auto& idle = idle_[key];
+  if (idle.size() >= max_) return;  // shrink: destroyed here
+  idle.push_back(std::move(slot));
+}
+
+void SlotPool::discard(std::unique_ptr<isolate::Slot> slot) {
+  if (!slot) return;
+  Key key{&slot->profile(), slot->seccomp()};
+  if (out_[key] > 0) --out_[key];
+  ++stats_.replaced;
+}
+
+}  // namespace jailpool::pool

@@ -1,0 +1,58 @@
+// The slot pool: long-lived jails (isolate/slot.h) per (profile, seccomp program), handed out
+// for one job at a time and taken back while they reset. A slot whose reset failed, or whose
+// init died, is destroyed and replaced, never handed out again. Knows nothing of jobs or
+// verdicts.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "jailpool.pb.h"
+
+namespace jailpool::isolate {
+class Slot;
+class SeccompProgram;
+}  // namespace jailpool::isolate
+
+namespace jailpool::pool {
+
+struct SlotPoolStats {
+  size_t created = 0;   // slots built
+  size_t reused = 0;    // acquisitions served by a reset slot
+  size_t replaced = 0;  // broken or dead slots destroyed
+  size_t waited = 0;    // acquisitions that waited for a reset to finish
+};
+
+class SlotPool {
+ public:
+  // max_per_key: slots kept per (profile, program); more are destroyed on release.
+  explicit SlotPool(size_t max_per_key) : max_(max_per_key) {}
+  ~SlotPool();
+  SlotPool(const SlotPool&) = delete;
+  SlotPool& operator=(const SlotPool&) = delete;
+
+  // A ready slot, for exclusive use: an idle one whose reset is complete, else the first idle
+  // one to finish its reset (waited for: tens of µs), else a new one. Throws Error when a slot
+  // cannot be built.
+  std::unique_ptr<isolate::Slot> acquire(const Profile& profile, isolate::SeccompProgram* seccomp);
+  // Takes a slot back once its job's result was read (its reset may still run). A broken one
+  // is destroyed.
+  void release(std::unique_ptr<isolate::Slot> slot);
+  // Destroys a slot whose job could not be finished cleanly.
+  void discard(std::unique_ptr<isolate::Slot> slot);
+
+  SlotPoolStats stats() const { return stats_; }
+  size_t idle() const;
+
+ private:
+  using Key = std::pair<const Profile*, const isolate::SeccompProgram*>;
+  size_t max_;
+  std::map<Key, std::vector<std::unique_ptr<isolate::Slot>>> idle_;
+  std::map<Key, size_t> out_;  // handed out, per key
+  SlotPoolStats stats_;
+};
+
+}  // namespace jailpool::pool

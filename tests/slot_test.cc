@@ -1,0 +1,198 @@
+// Slots (isolate/slot.h): long-lived jails reset between jobs. Cross-job leaks in one slot
+// (sequentially) and in two slots (concurrently), and slots broken on purpose (init killed,
+// /tmp filled to the brim, a reset that cannot finish, stopped processes left behind) that must
+// never run another job.
+#include "isolate/slot.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/profile.h"
+#include "isolate/seccomp.h"
+#include "pool/slot_pool.h"
+#include "sched/executor.h"
+#include "test_support.h"
+
+namespace jailpool {
+namespace {
+
+using namespace testing_env;
+using namespace std::chrono_literals;
+
+class SlotTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    profile_ = default_profile();
+    Bind* bind = profile_.add_bind();
+    bind->set_src(JAILPOOL_TEST_PROGS);
+    bind->set_dst(kProgsInJail);
+  }
+
+  void TearDown() override {
+    executor_.reset();
+    auto dirs = poll_until_empty(job_cgroups_left, 1000ms);
+    EXPECT_TRUE(dirs.empty()) << "job cgroups left behind:\n" << join(dirs);
+    auto procs = poll_until_empty(leftover_processes, 1000ms);
+    EXPECT_TRUE(procs.empty()) << "processes left behind:\n" << join(procs);
+  }
+
+  void make_executor(unsigned parallelism) {
+    sched::ExecutorOptions options;
+    options.cgroup_parent = cgroup_parent();
+    options.use_pool = true;
+    options.parallelism = parallelism;
+    executor_ = std::make_unique<sched::Executor>(options);
+  }
+
+  JobSpec job(const std::string& id, std::vector<std::string> argv) const {
+    JobSpec spec;
+    spec.set_id(id);
+    for (const auto& a : argv) spec.add_argv(a);
+    spec.add_env(job_marker());
+    spec.mutable_limits()->set_wall_time_ms(20000);
+    return spec;
+  }
+
+  JobResult run(const JobSpec& spec) { return executor_->run_one(spec, profile_); }
+
+  // Runs the jobs at once (parallelism permitting), results by id.
+  std::map<std::string, JobResult> run_all(const std::vector<JobSpec>& specs) {
+    size_t next = 0;
+    std::map<std::string, JobResult> out;
+    executor_->run(
+        [&]() -> std::optional<sched::JobRequest> {
+          if (next == specs.size()) return std::nullopt;
+          return sched::JobRequest{specs[next++], &profile_};
+        },
+        [&](JobResult&& r) { out[r.id()] = std::move(r); });
+    return out;
+  }
+
+  pool::SlotPoolStats stats() { return executor_->slots()->stats(); }
+
+  // What "leave" left (it must have left everything, or its absence proves nothing) and what
+  // "find" found (nothing).
+  static void expect_clean(const JobResult& leave, const JobResult& find) {
+    SCOPED_TRACE("leave: " + describe(leave));
+    SCOPED_TRACE("find: " + describe(find));
+    EXPECT_EQ(leave.status(), OK);
+    auto left = parse_facts(leave.stdout());
+    for (const char* item : {"tmp", "box", "devshm", "sysv_shm", "sysv_msg", "sysv_sem", "mqueue",
+                             "abstract", "leak-daemon", "leak-sleeper"}) {
+      EXPECT_NE(("," + left["left"] + ",").find(std::string(",") + item + ","), std::string::npos)
+          << "could not leave " << item << "; failed=" << left["failed"];
+    }
+    EXPECT_EQ(left["sethostname"], "EPERM");
+    EXPECT_EQ(find.status(), OK);
+    auto found = parse_facts(find.stdout());
+    ASSERT_TRUE(found.count("found")) << "no report from the finding job";
+    EXPECT_EQ(found["found"], "") << "state leaked from the previous job of the slot";
+    EXPECT_EQ(found["hostname"], "jailpool");
+  }
+
+  Profile profile_;
+  std::unique_ptr<sched::Executor> executor_;
+};
+
+TEST_F(SlotTest, NothingCrossesJobsInOneSlot) {
+  make_executor(1);
+  JobResult leave = run(job("leave", {in_jail("leak_state"), "leave"}));
+  JobResult find = run(job("find", {in_jail("leak_state"), "find"}));
+  expect_clean(leave, find);
+  // One slot ran both (its namespaces stay): the reset, not a new jail, cleaned up.
+  auto left = parse_facts(leave.stdout()), found = parse_facts(find.stdout());
+  EXPECT_EQ(left["netns"], found["netns"]);
+  EXPECT_EQ(left["ipcns"], found["ipcns"]);
+  EXPECT_EQ(left["mntns"], found["mntns"]);
+  EXPECT_EQ(stats().created, 1u);
+  EXPECT_EQ(stats().replaced, 0u);
+}
+
+TEST_F(SlotTest, NothingCrossesJobsInTwoSlotsAtOnce) {
+  make_executor(2);
+  // Two leaving jobs at once, in two slots (the same SysV key, abstract names and port: each
+  // slot has its own ipc and net namespaces), then a finding job in each slot.
+  auto first = run_all({job("leave-a", {in_jail("leak_state"), "leave"}),
+                        job("leave-b", {in_jail("leak_state"), "leave"})});
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(stats().created, 2u) << "the two jobs did not run in two slots";
+  auto second = run_all({job("find-a", {in_jail("leak_state"), "find"}),
+                         job("find-b", {in_jail("leak_state"), "find"})});
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(stats().created, 2u) << "the finding jobs did not reuse the slots";
+  expect_clean(first["leave-a"], second["find-a"]);
+  expect_clean(first["leave-b"], second["find-b"]);
+  auto a = parse_facts(first["leave-a"].stdout()), b = parse_facts(first["leave-b"].stdout());
+  EXPECT_NE(a["netns"], b["netns"]) << "two concurrent jobs shared a slot";
+}
+
+TEST_F(SlotTest, FullTmpIsWipedBeforeTheNextJob) {
+  make_executor(1);
+  JobResult fill = run(job("fill", {"/bin/sh", "-c", "cat /dev/zero > /tmp/fill"}));
+  EXPECT_EQ(fill.status(), NONZERO_EXIT) << describe(fill);  // ENOSPC: full to the brim
+  // The next job of the slot finds /tmp empty and its space free again (64 MiB by default).
+  JobResult next = run(job("next", {"/bin/sh", "-c",
+                                    "[ -z \"$(ls -A /tmp)\" ] && "
+                                    "head -c 60000000 /dev/zero > /tmp/again"}));
+  EXPECT_EQ(next.status(), OK) << describe(next);
+  EXPECT_EQ(stats().created, 1u) << "the slot was not reused after a complete reset";
+}
+
+TEST_F(SlotTest, SlotWhoseResetFailsIsReplaced) {
+  make_executor(1);
+  // A directory tree deeper than the reset walks: the slot is broken, never handed out again.
+  JobResult deep = run(job("deep", {"/bin/sh", "-c",
+                                    "cd /tmp && i=0 && while [ $i -lt 80 ]; do mkdir d && cd d "
+                                    "&& i=$((i+1)); done && touch leftover"}));
+  EXPECT_EQ(deep.status(), OK) << describe(deep);
+  JobResult next = run(job("next", {"/bin/sh", "-c", "[ -z \"$(ls -A /tmp)\" ]"}));
+  EXPECT_EQ(next.status(), OK) << describe(next) << ": the dirty slot was handed out";
+  EXPECT_EQ(stats().created, 2u);
+  EXPECT_EQ(stats().replaced, 1u);
+}
+
+TEST_F(SlotTest, StoppedProcessesDoNotOutliveTheJob) {
+  make_executor(1);
+  JobResult stopped = run(job("stopped", {in_jail("daemon_stopped")}));
+  EXPECT_NE(stopped.status(), SETUP_ERROR) << describe(stopped);
+  // Only the slot's init and this shell are in the pid namespace.
+  JobResult count = run(job("count", {"/bin/sh", "-c", "set -- /proc/[0-9]*; echo $#"}));
+  EXPECT_EQ(count.status(), OK) << describe(count);
+  EXPECT_EQ(count.stdout(), "2\n") << describe(count);
+  EXPECT_EQ(stats().created, 1u);
+}
+
+TEST_F(SlotTest, JobIsNeverPidOneAndRaiseEndsIt) {
+  make_executor(1);
+  JobResult r = run(job("raise", {in_jail("raise_signal")}));
+  EXPECT_EQ(r.status(), SIGNALED) << describe(r);
+}
+
+// The pool directly: a slot whose init was killed is never handed out again.
+TEST_F(SlotTest, KilledInitIsNeverHandedOutAgain) {
+  isolate::SeccompReporting how;
+  how.cgroup_unshare = true;
+  isolate::SeccompProgram program = isolate::compile_seccomp(profile_, how);
+  pool::SlotPool pool(2);
+  auto slot = pool.acquire(profile_, &program);
+  ASSERT_TRUE(slot->ready());
+  const pid_t first = slot->pid();
+  pool.release(std::move(slot));
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(first), &info, WEXITED | WNOWAIT), 0);
+  auto again = pool.acquire(profile_, &program);
+  EXPECT_NE(again->pid(), first) << "the dead slot was handed out";
+  EXPECT_TRUE(again->ready());
+  EXPECT_EQ(pool.stats().replaced, 1u);
+  EXPECT_EQ(pool.stats().created, 2u);
+}
+
+}  // namespace
+}  // namespace jailpool
