@@ -24,11 +24,12 @@
 // with no RT runtime (cpu.rt_runtime_us 0, CONFIG_RT_GROUP_SCHED).
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace jailpool::isolate {
@@ -57,8 +58,11 @@ class CpuKicker {
     std::atomic<uint32_t> acked{0};  // the last seq this kicker ran for
     std::atomic<int> state{0};       // 0 starting, 1 running, -1 failed (errno in error)
     int error = 0;
-    std::thread thread;
+    CpuKicker* owner = nullptr;
+    pthread_t thread{};
+    bool joinable = false;
   };
+  static void* trampoline(void* slot);
   CpuKicker() = default;
   void body(Slot& slot);
   void stop();
