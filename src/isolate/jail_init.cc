@@ -21,6 +21,7 @@
 
 #include <cerrno>
 
+#include "isolate/job_steps.h"
 #include "isolate/launch.h"
 #include "isolate/raw_syscall.h"
 
@@ -262,41 +263,7 @@ int job_main(void* arg) {
   for (int fd : plan->frozen.attach_fds) {
     if ((rc = call(SYS_write, fd, "0", 1)) < 0) fail(plan, LaunchStage::kCgroupAttach, rc);
   }
-  // The job sees its own cgroup as the root of the cgroup tree.
-  if ((rc = call(SYS_unshare, CLONE_NEWCGROUP)) < 0) fail(plan, LaunchStage::kCgroupAttach, rc);
-
-  // Signals: an empty mask, and default actions for what jailpool ignores (exec keeps SIG_IGN;
-  // init was cloned with CLONE_CLEAR_SIGHAND, so no handler is left to reset).
-  uint64_t empty_mask = 0;
-  call(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, sizeof empty_mask);
-  struct kernel_sigaction {
-    void* handler;
-    unsigned long flags;
-    void* restorer;
-    uint64_t mask;
-  } dfl{};
-  for (int sig = 1; sig <= 64; ++sig) {
-    if (plan->ignored_signals & (1ull << (sig - 1))) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
-  }
-
-  for (int i = 0; i < 3; ++i) {
-    long fd = plan->stdio[i];
-    if (fd < 0) {
-      // The jail's own /dev/null: the host's, shared by every job, would carry POSIX locks
-      // from job to job. Not close-on-exec; a number above 2 is closed below.
-      fd = call(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
-      if (fd < 0) fail(plan, LaunchStage::kStdio, fd, i);
-      if (fd == i) continue;
-    }
-    if ((rc = call(SYS_dup3, fd, i, 0)) < 0) fail(plan, LaunchStage::kStdio, rc, i);
-  }
-  if ((rc = call(SYS_setsid)) < 0) fail(plan, LaunchStage::kSession, rc);
-  if ((rc = call(SYS_chdir, plan->cwd)) < 0) fail(plan, LaunchStage::kChdir, rc);
-  for (const auto& r : plan->frozen.rlimits) {
-    if ((rc = call(SYS_prlimit64, 0, r.resource, &r.value, nullptr)) < 0) {
-      fail(plan, LaunchStage::kRlimit, rc, r.resource);
-    }
-  }
+  job_enter(plan, fail);
 
   // Privileges: lock the securebits so that no uid change can regain capabilities, empty the
   // bounding and ambient sets, then become the unprivileged uid/gid with no groups. Changing
@@ -315,20 +282,7 @@ int job_main(void* arg) {
   if ((rc = call(SYS_prctl, PR_SET_SECUREBITS, securebits, 0, 0, 0)) < 0) {
     fail(plan, LaunchStage::kCredentials, rc, 2);
   }
-  if ((rc = call(SYS_setgroups, 0, nullptr)) < 0) fail(plan, LaunchStage::kCredentials, rc, 3);
-  if ((rc = call(SYS_setresgid, plan->gid, plan->gid, plan->gid)) < 0) {
-    fail(plan, LaunchStage::kCredentials, rc, 4);
-  }
-  if ((rc = call(SYS_setresuid, plan->uid, plan->uid, plan->uid)) < 0) {
-    fail(plan, LaunchStage::kCredentials, rc, 5);
-  }
-  struct __user_cap_header_struct cap_header {
-    _LINUX_CAPABILITY_VERSION_3, 0
-  };
-  struct __user_cap_data_struct cap_data[2] = {};
-  if ((rc = call(SYS_capset, &cap_header, cap_data)) < 0) {
-    fail(plan, LaunchStage::kCredentials, rc, 6);
-  }
+  job_become_user(plan, fail);
   if ((rc = call(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0) {
     fail(plan, LaunchStage::kNoNewPrivs, rc);
   }

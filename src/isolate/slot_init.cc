@@ -27,6 +27,7 @@
 
 #include <cerrno>
 
+#include "isolate/job_steps.h"
 #include "isolate/launch.h"
 #include "isolate/raw_syscall.h"
 #include "isolate/slot.h"
@@ -153,54 +154,10 @@ int slot_job_main(void* arg) {
   for (int fd : plan->frozen.attach_fds) {
     if ((rc = call(SYS_write, fd, "0", 1)) < 0) job_fail(plan, LaunchStage::kCgroupAttach, rc);
   }
-  // The job sees its own cgroup as the root (the slot's filter lets exactly this through).
-  if ((rc = call(SYS_unshare, CLONE_NEWCGROUP)) < 0) {
-    job_fail(plan, LaunchStage::kCgroupAttach, rc);
-  }
-  uint64_t empty_mask = 0;
-  call(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, sizeof empty_mask);
-  struct kernel_sigaction {
-    void* handler;
-    unsigned long flags;
-    void* restorer;
-    uint64_t mask;
-  } dfl{};
-  for (int sig = 1; sig <= 64; ++sig) {
-    if (plan->ignored_signals & (1ull << (sig - 1))) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
-  }
-  for (int i = 0; i < 3; ++i) {
-    long fd = plan->stdio[i];
-    if (fd < 0) {
-      // The slot's own /dev/null (as in a fresh jail); opened in J's private copy of the table.
-      fd = call(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
-      if (fd < 0) job_fail(plan, LaunchStage::kStdio, fd, i);
-      if (fd == i) continue;
-    }
-    if ((rc = call(SYS_dup3, fd, i, 0)) < 0) job_fail(plan, LaunchStage::kStdio, rc, i);
-  }
-  if ((rc = call(SYS_setsid)) < 0) job_fail(plan, LaunchStage::kSession, rc);
-  if ((rc = call(SYS_chdir, plan->cwd)) < 0) job_fail(plan, LaunchStage::kChdir, rc);
-  for (const auto& r : plan->frozen.rlimits) {
-    if ((rc = call(SYS_prlimit64, 0, r.resource, &r.value, nullptr)) < 0) {
-      job_fail(plan, LaunchStage::kRlimit, rc, r.resource);
-    }
-  }
-  if ((rc = call(SYS_setgroups, 0, nullptr)) < 0) job_fail(plan, LaunchStage::kCredentials, rc, 3);
-  if ((rc = call(SYS_setresgid, plan->gid, plan->gid, plan->gid)) < 0) {
-    job_fail(plan, LaunchStage::kCredentials, rc, 4);
-  }
-  // Every uid away from 0 clears the permitted and effective sets (the securebits S locked
-  // keep it so); capset clears the inheritable one.
-  if ((rc = call(SYS_setresuid, plan->uid, plan->uid, plan->uid)) < 0) {
-    job_fail(plan, LaunchStage::kCredentials, rc, 5);
-  }
-  struct __user_cap_header_struct cap_header {
-    _LINUX_CAPABILITY_VERSION_3, 0
-  };
-  struct __user_cap_data_struct cap_data[2] = {};
-  if ((rc = call(SYS_capset, &cap_header, cap_data)) < 0) {
-    job_fail(plan, LaunchStage::kCredentials, rc, 6);
-  }
+  // (The slot's filter lets exactly unshare(CLONE_NEWCGROUP) through.)
+  job_enter(plan, job_fail);
+  // S locked the securebits and emptied the bounding and ambient sets once for all its jobs.
+  job_become_user(plan, job_fail);
   if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) job_fail(plan, LaunchStage::kCloseFds, rc);
   long err = -ENOENT;
   for (const char* path : plan->frozen.exec_paths) {
