@@ -594,8 +594,10 @@ std::vector<Case> all_cases() {
   // --- Signals and processes.
   c.push_back(blocked("KillMinusOne", "kill_everything", {}, {"ESRCH"}));
   c.push_back(blocked("KillMinusOneSigstop", "kill_everything", {"19"}, {"ESRCH"}));
-  c.push_back(blocked("SignalHostSentinel", "signal_host_pid", {"{sentinel}"}, {"ESRCH"}));
-  c.push_back(blocked("SignalJailpool", "signal_host_pid", {"{self}"}, {"ESRCH"}));
+  // OWN: in a slot's long-lived pid namespace the number may be the job's own pid there
+  // (signal_host_pid.c); never a host process.
+  c.push_back(blocked("SignalHostSentinel", "signal_host_pid", {"{sentinel}"}, {"ESRCH", "OWN"}));
+  c.push_back(blocked("SignalJailpool", "signal_host_pid", {"{self}"}, {"ESRCH", "OWN"}));
   c.push_back(blocked("SignalJailInit", "signal_host_pid", {"1"}, {"EPERM"}));
   c.push_back(blocked("DoubleForkDaemon", "daemon_double_fork", {}, {"DONE"}));
   c.push_back(blocked("StoppedChildren", "daemon_stopped", {}, {"DONE"}));

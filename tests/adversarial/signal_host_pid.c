@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 
 #include <signal.h>
+#include <unistd.h>
 
 #include "adv.h"
 
@@ -11,6 +12,10 @@ int main(int argc, char** argv) {
   pid_t pid = (pid_t)atol(argv[1]);
   int sig = argc > 2 ? atoi(argv[2]) : SIGKILL;
   adv_attempt("kill(%d, %d)", (int)pid, sig);
+  // In a long-lived jail (a slot) the pid namespace's numbers grow with every job, so the host
+  // pid's number may be this very process's there (it has no other): no host process.
+  if (pid == getpid())
+    adv_blocked_as("OWN", "pid %d is this process in its own pid namespace", (int)pid);
   if (kill(pid, sig) != 0) adv_blocked(errno, "kill %d", (int)pid);
   adv_escaped("signal %d delivered to pid %d", sig, (int)pid);
 }
