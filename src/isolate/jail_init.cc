@@ -94,12 +94,6 @@ constexpr int kStagingFlags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
   raw::exit_group(127);
 }
 
-uint64_t monotonic_ns() {
-  struct timespec ts;
-  call(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // mkdir -p without allocation; existing directories are fine.
 long mkdir_p(const char* path, int mode) {
   char buf[4096];
@@ -311,50 +305,6 @@ int job_main(void* arg) {
     if (rc != -ENOENT && rc != -ENOTDIR && (err == -ENOENT || err == -ENOTDIR)) err = rc;
   }
   fail(plan, LaunchStage::kExec, err);
-}
-
-// Waits for one child (`options`: 0 or WNOHANG); returns its pid, 0 (none ready) or -errno
-// (-ECHILD: none left). When it is the job, records its end and kills what it left behind
-// (daemons, setsid'd children: all are in this pid namespace).
-long reap_one(LaunchPlan* plan, long job_pid, int options) {
-  int status = 0;
-  struct rusage usage {};
-  long pid;
-  do {
-    pid = call(SYS_wait4, -1, &status, __WALL | options, &usage);
-  } while (pid == -EINTR);
-  if (pid > 0 && pid == job_pid) {
-    plan->report.exit_ns = monotonic_ns();
-    plan->report.wait_status = status;
-    plan->report.rusage = usage;
-    plan->report.job_exited = true;
-    call(SYS_kill, -1, SIGKILL);
-  }
-  return pid;
-}
-
-// One notification from the job's seccomp listener: in learning mode an allowed call, recorded
-// and let run; otherwise a denied call, recorded (the first) before the whole jail is killed.
-void handle_seccomp_notification(LaunchPlan* plan, int listener) {
-  // Zeroed, as the kernel requires, and at least its struct's size (checked by the supervisor).
-  alignas(8) unsigned char buf[kSeccompNotifBuffer];
-  for (auto& b : buf) *static_cast<volatile unsigned char*>(&b) = 0;
-  if (call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, buf) < 0) return;  // the task died
-  const auto* notif = reinterpret_cast<const struct seccomp_notif*>(buf);
-  if (plan->seccomp_log) {
-    const uint32_t nr = static_cast<uint32_t>(notif->data.nr);
-    if (nr < 64 * 8) plan->report.seccomp_used[nr / 64] |= 1ull << (nr % 64);
-    struct seccomp_notif_resp resp {};
-    resp.id = notif->id;
-    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-    call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
-    return;
-  }
-  if (plan->report.seccomp_denied_nr < 0) {
-    plan->report.seccomp_denied_nr = notif->data.nr;
-    plan->report.seccomp_denied_arch = notif->data.arch;
-  }
-  call(SYS_kill, -1, SIGKILL);  // the call never runs: its task waits in it until it dies
 }
 
 // Serves the job's seccomp listener until the job has ended (or no task uses the filter any

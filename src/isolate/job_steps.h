@@ -1,14 +1,20 @@
 // The steps a job's first process takes in every kind of jail (a fresh jail's or a template's
 // job from jail_init.cc, a slot's job from slot_init.cc), between joining its cgroups and its
-// exec. They run in a child sharing jailpool's memory: raw syscalls only, nothing that throws or
-// allocates. `fail(plan, stage, rc, index)` reports a failure and does not return.
+// exec, and what the jail's init does around it (at the end). They run in children sharing
+// jailpool's memory: raw syscalls only, nothing that throws or allocates. `fail(plan, stage, rc,
+// index)` reports a failure and does not return.
 #pragma once
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include <cstdint>
 
@@ -78,6 +84,58 @@ void job_become_user(LaunchPlan* plan, Fail fail) {
   if ((rc = raw::call(SYS_capset, &cap_header, cap_data)) < 0) {
     fail(plan, LaunchStage::kCredentials, rc, 6);
   }
+}
+
+// What a jail's init does around its job (a fresh jail's init, a slot's S).
+
+inline uint64_t monotonic_ns() {
+  struct timespec ts;
+  raw::call(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Waits for one child (`options`: 0 or WNOHANG); returns its pid, 0 (none ready) or -errno
+// (-ECHILD: none left). When it is the job, records its end and kills what it left behind
+// (daemons, setsid'd children: all are in this pid namespace).
+inline long reap_one(LaunchPlan* plan, long job_pid, int options) {
+  int status = 0;
+  struct rusage usage {};
+  long pid;
+  do {
+    pid = raw::call(SYS_wait4, -1, &status, __WALL | options, &usage);
+  } while (pid == -EINTR);
+  if (pid > 0 && pid == job_pid) {
+    plan->report.exit_ns = monotonic_ns();
+    plan->report.wait_status = status;
+    plan->report.rusage = usage;
+    plan->report.job_exited = true;
+    raw::call(SYS_kill, -1, SIGKILL);
+  }
+  return pid;
+}
+
+// One notification from the job's seccomp listener: in learning mode an allowed call, recorded
+// and let run; otherwise a denied call, recorded (the first) before the whole jail is killed.
+inline void handle_seccomp_notification(LaunchPlan* plan, int listener) {
+  // Zeroed, as the kernel requires, and at least its struct's size (checked by the supervisor).
+  alignas(8) unsigned char buf[kSeccompNotifBuffer];
+  for (auto& b : buf) *static_cast<volatile unsigned char*>(&b) = 0;
+  if (raw::call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, buf) < 0) return;  // the task died
+  const auto* notif = reinterpret_cast<const struct seccomp_notif*>(buf);
+  if (plan->seccomp_log) {
+    const uint32_t nr = static_cast<uint32_t>(notif->data.nr);
+    if (nr < 64 * 8) plan->report.seccomp_used[nr / 64] |= 1ull << (nr % 64);
+    struct seccomp_notif_resp resp {};
+    resp.id = notif->id;
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    raw::call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    return;
+  }
+  if (plan->report.seccomp_denied_nr < 0) {
+    plan->report.seccomp_denied_nr = notif->data.nr;
+    plan->report.seccomp_denied_arch = notif->data.arch;
+  }
+  raw::call(SYS_kill, -1, SIGKILL);  // the call never runs: its task waits in it until it dies
 }
 
 }  // namespace jailpool::isolate

@@ -126,12 +126,6 @@ using raw::call;
 
 constexpr int kMaxWipeDepth = 48;
 
-uint64_t monotonic_ns() {
-  struct timespec ts;
-  call(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 void set_state(SlotControl* c, uint32_t state) {
   __atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
   uint64_t one = 1;
@@ -304,37 +298,6 @@ bool same(const char* a, const char* b) {
   return *a == *b;
 }
 
-// Reaps children until none is left (-ECHILD: the pid namespace holds only S). With a job
-// pid, records its end and kills the rest when it ends.
-long reap(LaunchPlan* plan, long job_pid, int options) {
-  int status = 0;
-  struct rusage usage {};
-  long pid;
-  do {
-    pid = call(SYS_wait4, -1, &status, __WALL | options, &usage);
-  } while (pid == -EINTR);
-  if (pid > 0 && pid == job_pid) {
-    plan->report.exit_ns = monotonic_ns();
-    plan->report.wait_status = status;
-    plan->report.rusage = usage;
-    plan->report.job_exited = true;
-    call(SYS_kill, -1, SIGKILL);
-  }
-  return pid;
-}
-
-void handle_notification(LaunchPlan* plan, int listener) {
-  alignas(8) unsigned char buf[kSeccompNotifBuffer];
-  for (auto& b : buf) *static_cast<volatile unsigned char*>(&b) = 0;
-  if (call(SYS_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, buf) < 0) return;
-  const auto* notif = reinterpret_cast<const struct seccomp_notif*>(buf);
-  if (plan->report.seccomp_denied_nr < 0) {
-    plan->report.seccomp_denied_nr = notif->data.nr;
-    plan->report.seccomp_denied_arch = notif->data.arch;
-  }
-  call(SYS_kill, -1, SIGKILL);
-}
-
 // Runs one job: clone, wait (serving the listener), kill the rest, reap everything.
 void run_job(SlotControl* c, int sfd) {
   LaunchPlan* plan = c->job;
@@ -353,16 +316,16 @@ void run_job(SlotControl* c, int sfd) {
       struct pollfd fds[2] = {{c->seccomp_listener, POLLIN, 0}, {sfd, POLLIN, 0}};
       long n = call(SYS_ppoll, fds, 2, nullptr, nullptr, 8);
       if (n < 0 && n != -EINTR) break;
-      if (fds[0].revents & POLLIN) handle_notification(plan, c->seccomp_listener);
+      if (fds[0].revents & POLLIN) handle_seccomp_notification(plan, c->seccomp_listener);
       if (fds[1].revents & POLLIN) {
         struct signalfd_siginfo info;
         call(SYS_read, sfd, &info, sizeof info);
       }
-      while (reap(plan, job_pid, WNOHANG) > 0) {
+      while (reap_one(plan, job_pid, WNOHANG) > 0) {
       }
     }
   }
-  while (reap(plan, job_pid, 0) > 0) {
+  while (reap_one(plan, job_pid, 0) > 0) {
   }
 }
 
