@@ -163,6 +163,17 @@ struct Row {
   std::string median, p99, max, target;
 };
 
+// A per-CPU cost row from its samples (µs); unchanged when there are none.
+Row with_cost_stats(Row row, std::vector<double>& us) {
+  if (us.empty()) return row;
+  row.n = us.size();
+  row.median = fmt::format("{:.1f} us", percentile(us, 50));
+  row.p99 = fmt::format("{:.1f} us", percentile(us, 99));
+  row.max = fmt::format("{:.1f} us", percentile(us, 100));
+  row.target = fmt::format("{} CPUs", isolate::online_cpus().size());
+  return row;
+}
+
 Row task_clock_cost(const isolate::CgroupSystem& cgroups, unsigned n) {
   Row row{"CPU-limit task-clock: open + close per job", 0, "-", "-", "-", "-"};
   const std::string& mount = cgroups.info().v2_mount;
@@ -186,13 +197,7 @@ Row task_clock_cost(const isolate::CgroupSystem& cgroups, unsigned n) {
     row.median = "unavailable";
   }
   ::rmdir(dir.c_str());
-  if (us.empty()) return row;
-  row.n = us.size();
-  row.median = fmt::format("{:.1f} us", percentile(us, 50));
-  row.p99 = fmt::format("{:.1f} us", percentile(us, 99));
-  row.max = fmt::format("{:.1f} us", percentile(us, 100));
-  row.target = fmt::format("{} CPUs", isolate::online_cpus().size());
-  return row;
+  return with_cost_stats(row, us);
 }
 
 // What a kick of every other CPU costs the kicking thread (isolate::CpuKicker), idle CPUs.
@@ -212,13 +217,7 @@ Row kick_cost(unsigned n) {
     us.push_back((isolate::monotonic_now_ns() - t0) / 1000.0);
     ::usleep(200);
   }
-  if (us.empty()) return row;
-  row.n = us.size();
-  row.median = fmt::format("{:.1f} us", percentile(us, 50));
-  row.p99 = fmt::format("{:.1f} us", percentile(us, 99));
-  row.max = fmt::format("{:.1f} us", percentile(us, 100));
-  row.target = fmt::format("{} CPUs", isolate::online_cpus().size());
-  return row;
+  return with_cost_stats(row, us);
 }
 
 std::vector<sched::CpuLimitMethod> parse_methods(const std::string& text) {
