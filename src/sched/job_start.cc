@@ -166,9 +166,11 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     }
     isolate::check_program(config);  // before anything is opened, created or started
 
-    // stdin: a host file, jailpool's own stdin, or /dev/null.
+    // stdin: the front end's fd, a host file, jailpool's own stdin, or /dev/null.
     UniqueFd in;
-    if (spec.stdin().has_path()) {
+    if (r.request.stdio[0]) {
+      in = std::move(r.request.stdio[0]);
+    } else if (spec.stdin().has_path()) {
       in = open_host_file(spec.stdin().path(), O_RDONLY, "stdin");
     } else if (spec.stdin().has_inherit() && spec.stdin().inherit()) {
       int fd = fcntl(options_.inherit_fds[0], F_DUPFD_CLOEXEC, 3);
@@ -182,6 +184,11 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     for (int i = 0; i < 2; ++i) {
       const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();
       const char* field = i == 0 ? "stdout" : "stderr";
+      if (r.request.stdio[i + 1]) {  // the front end's: a pipe to another job of the group
+        config.stdio[i + 1] = r.request.stdio[i + 1].get();
+        r.job_side_fds.push_back(std::move(r.request.stdio[i + 1]));
+        continue;
+      }
       if (stream.has_path()) {
         int flags = O_WRONLY | O_CREAT | (stream.append() ? O_APPEND : O_TRUNC);
         UniqueFd fd = open_host_file(stream.path(), flags, field);
