@@ -223,8 +223,8 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
                    : cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
     r.cpu_parallelism = cpu_parallelism(r.limits, cpus_);
     if (!perf_support_) {
-      perf_support_ =
-          std::make_unique<isolate::PerfSupport>(isolate::probe_perf(r.cgroup->v2_dir_path()));
+      perf_support_ = std::make_unique<isolate::PerfSupport>(
+          isolate::probe_perf(r.cgroup->v2_dir_path(), false));
     }
     r.perf = open_job_counters(*perf_support_, r.cgroup->v2_dir_path(), r.result);
     const bool own_pinning = r.limits.has_cpus() && !r.cgroup->pins_cpus();
@@ -295,8 +295,11 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     // Kicks of the CPUs the job may run on, or the task-clock of its cgroup (opened near the
     // limit only), or U alone: whatever runs here (CpuLimitMethods), chosen once.
     if (!cpu_methods_) {
-      cpu_methods_ = std::make_unique<CpuLimitMethods>(
-          options_.cpu_limit_method, perf_support_ ? *perf_support_ : isolate::PerfSupport());
+      // The task-clock, if it comes to that, is probed on the jobs' v2 parent (this job's
+      // cgroup may be gone by then).
+      std::string v2_parent;
+      if (!cgroups_->info().v2_mount.empty()) v2_parent = cgroups_->parent_dirs().front();
+      cpu_methods_ = std::make_unique<CpuLimitMethods>(options_.cpu_limit_method, v2_parent);
     }
     std::vector<int> job_cpus;
     if (r.limits.has_cpus()) job_cpus = isolate::parse_cpu_list(r.limits.cpus());
