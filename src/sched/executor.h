@@ -60,7 +60,7 @@ struct ExecutorOptions {
 
 struct JobRequest {
   JobSpec spec;
-  const Profile* profile = nullptr;  // must outlive the job
+  const Profile* profile = nullptr;  // must live until the job starts (the executor keeps a copy)
   // Fds a front end hands over for the job's stdin, stdout and stderr (index 0..2), used
   // instead of spec.stdin/stdout/stderr where valid: the ends of pipes between the jobs of a
   // group, a memfd with the stdin's bytes. The executor owns them and closes them once the job
@@ -139,6 +139,11 @@ class Executor {
   std::unique_ptr<pool::TemplatePool> templates_;
   std::unique_ptr<pool::CgroupPool> cgroup_pool_;
   std::unique_ptr<pool::SlotPool> slots_;
+  // The profiles jobs ran with, by content: the seccomp programs, templates and slots are keyed
+  // by these copies, so that a caller may free or reload its profiles (a server) and a new
+  // profile at a freed one's address never gets another's jail.
+  std::map<std::string, std::unique_ptr<Profile>> interned_profiles_;
+  const Profile* intern_profile(const Profile& profile);
   // Copy-in and copy-out off the loop (file_work.h), made at the first job with files.
   std::unique_ptr<FileWork> file_work_;
   std::atomic<int> stop_{0};

@@ -141,6 +141,16 @@ void Executor::prepare_files(const JobSpec& spec, const Profile& profile, Prepar
   }
 }
 
+const Profile* Executor::intern_profile(const Profile& profile) {
+  // Profile has no map field: its serialization is the same for the same content.
+  std::string key = profile.SerializeAsString();
+  auto it = interned_profiles_.find(key);
+  if (it == interned_profiles_.end()) {
+    it = interned_profiles_.emplace(std::move(key), std::make_unique<Profile>(profile)).first;
+  }
+  return it->second.get();
+}
+
 void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running,
                          PreparedFiles* prepared) {
   auto job = std::make_unique<Running>();
@@ -149,6 +159,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
   r.request_ns = prepared ? prepared->request_ns : monotonic_now_ns();
   r.request = std::move(request);
   const JobSpec& spec = r.request.spec;
+  r.request.profile = intern_profile(*r.request.profile);
   const Profile& profile = *r.request.profile;
   r.result.set_id(spec.id());
   try {
