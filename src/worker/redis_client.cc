@@ -290,6 +290,11 @@ std::vector<Reply> RedisClient::pipeline(const std::vector<Command>& commands) {
       drop();
       throw RedisDown(fmt::format("{}: {}", url_.describe(), r.str));
     }
+    if (r.is_error() && r.str.rfind("NOAUTH", 0) == 0) {
+      drop();
+      throw ConfigError("--auth-file",
+                        fmt::format("{} requires a password: {}", url_.describe(), r.str));
+    }
   }
   return out;
 }

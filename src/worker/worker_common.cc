@@ -44,7 +44,6 @@ std::unique_ptr<RedisClient> connect_or_config_error(const RedisUrl& url) {
 }
 
 std::string entry_job_id(const StreamEntry& entry) {
-  if (const std::string* id = entry.field("id"); id != nullptr && !id->empty()) return *id;
   if (const std::string* json = entry.field("spec"); json != nullptr) {
     JobSpec spec;
     google::protobuf::util::JsonParseOptions options;
@@ -54,6 +53,7 @@ std::string entry_job_id(const StreamEntry& entry) {
       return spec.id();
     }
   }
+  if (const std::string* id = entry.field("id"); id != nullptr && !id->empty()) return *id;
   return "entry-" + entry.id;
 }
 

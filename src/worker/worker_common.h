@@ -20,8 +20,9 @@ RedisUrl resolve_redis(const RedisOptions& options);
 // something to wait for: later losses are retried.
 std::unique_ptr<RedisClient> connect_or_config_error(const RedisUrl& url);
 
-// The job id of an entry: its `id` field, else the spec's id (read leniently: unknown fields
-// allowed), else "entry-<entry id>".
+// The job id of an entry: the spec's id (read leniently: unknown fields allowed), else its
+// `id` field (submit sets it, for specs without an id or that do not parse), else
+// "entry-<entry id>".
 std::string entry_job_id(const StreamEntry& entry);
 
 // The level given to request_stop() (0: none).
