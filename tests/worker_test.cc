@@ -596,6 +596,42 @@ TEST_F(WorkerTest, DeadWorkersEntriesClaimedAndDeadLettered) {
   stop_worker("d1");
 }
 
+// SIGTERM: the worker reads nothing more, finishes the jobs it holds (running and prefetched),
+// publishes their results and exits 0; what it never read stays in the stream.
+TEST_F(WorkerTest, SigtermFinishesAndPublishesWhatItHolds) {
+  start_redis();
+  std::string lines;
+  for (int i = 0; i < 12; ++i) {
+    lines += to_json(make_job("s-" + std::to_string(i), {in_jail("sleeper"), "700"})) + "\n";
+  }
+  auto ids = submit("term", lines);
+  ASSERT_EQ(ids.size(), 12u);
+  auto redis = redis_->client();
+  start_worker("t1");  // -j 2
+  // It holds 4 entries (2 running, 2 prefetched) as soon as it has read them.
+  auto deadline = Clock::now() + 30s;
+  auto held = pending_of(*redis, "t1");
+  while (held.size() < 4 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+    held = pending_of(*redis, "t1");
+  }
+  ASSERT_EQ(held.size(), 4u) << "backpressure: -j 2 reads 2 to run and 2 ahead, no more";
+  stop_worker("t1");
+  EXPECT_EQ(pending_count(*redis), 0) << "entries read but not acked at exit";
+  std::set<std::string> published;
+  for (const auto& r : result_entries(*redis)) published.insert(r.entry);
+  for (const auto& entry : held) EXPECT_TRUE(published.count(entry)) << entry;
+  // The rest were never read: another worker runs them.
+  EXPECT_LT(published.size(), 12u);
+  start_worker("t2");
+  auto results = collect("term");
+  for (const auto& id : ids) {
+    ASSERT_EQ(results[id].size(), 1u) << id;
+    EXPECT_EQ(results[id][0].status(), OK) << testing_env::describe(results[id][0]);
+  }
+  stop_worker("t2");
+}
+
 TEST_F(WorkerTest, AuthFromFile) {
   start_redis({"--requirepass", "s3cret-pass"});
   redis_->set_password("s3cret-pass");
