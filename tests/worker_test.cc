@@ -618,6 +618,10 @@ TEST_F(WorkerTest, SigtermFinishesAndPublishesWhatItHolds) {
   ASSERT_EQ(held.size(), 4u) << "backpressure: -j 2 reads 2 to run and 2 ahead, no more";
   stop_worker("t1");
   EXPECT_EQ(pending_count(*redis), 0) << "entries read but not acked at exit";
+  // With nothing pending it left the group.
+  Reply consumers = redis->command({"XINFO", "CONSUMERS", "jailpool:jobs", "jailpool"});
+  ASSERT_TRUE(consumers.is_array()) << consumers.str;
+  EXPECT_TRUE(consumers.elements.empty());
   std::set<std::string> published;
   for (const auto& r : result_entries(*redis)) published.insert(r.entry);
   for (const auto& entry : held) EXPECT_TRUE(published.count(entry)) << entry;

@@ -479,6 +479,16 @@ int cmd_worker(const WorkerOptions& given) {
   reader_thread.join();
   publisher.join();
   if (failure) std::rethrow_exception(failure);
+  // A consumer with nothing pending leaves the group: default names (HOST-PID) would pile up.
+  try {
+    if (!reader->connected()) reader->reconnect();
+    Reply mine = reader->command({"XPENDING", o.redis.stream, o.group, "-", "+", "1", o.consumer});
+    if (mine.is_array() && mine.elements.empty()) {
+      reader->command({"XGROUP", "DELCONSUMER", o.redis.stream, o.group, o.consumer});
+    }
+  } catch (const std::exception&) {
+    // Redis away: the name stays in the group, harmless.
+  }
   worker.summary();
   return worker.failed() ? 1 : 0;
 }
