@@ -636,6 +636,49 @@ TEST_F(WorkerTest, SigtermFinishesAndPublishesWhatItHolds) {
   stop_worker("t2");
 }
 
+// Redis refuses the results (maxmemory reached, noeviction): the worker keeps them, acks
+// nothing, reads no more than it may hold (3 x -j), and publishes them when Redis takes writes
+// again.
+TEST_F(WorkerTest, RefusedResultsAreKeptNotAcked) {
+  start_redis();
+  std::string lines;
+  for (int i = 0; i < 16; ++i) {
+    lines += to_json(make_job("o-" + std::to_string(i), {in_jail("sleeper"), "200"})) + "\n";
+  }
+  auto ids = submit("oom", lines);
+  ASSERT_EQ(ids.size(), 16u);
+  auto redis = redis_->client();
+  start_worker("o1");  // -j 2
+  auto deadline = Clock::now() + 30s;
+  while (pending_of(*redis, "o1").empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_FALSE(redis->command({"CONFIG", "SET", "maxmemory", "1"}).is_error());
+  ASSERT_EQ(xlen(*redis, "jailpool:results"), 0) << "a job ended before maxmemory was set";
+  // The jobs it holds end; their results are refused.
+  deadline = Clock::now() + 30s;
+  while (read_file(dir_.file("o1.log")).find("OOM") == std::string::npos &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_NE(read_file(dir_.file("o1.log")).find("OOM"), std::string::npos)
+      << read_file(dir_.file("o1.log"));
+  EXPECT_EQ(xlen(*redis, "jailpool:results"), 0);
+  auto held = pending_of(*redis, "o1");
+  EXPECT_GE(held.size(), 1u);
+  EXPECT_LE(held.size(), 6u) << "read more than 3 x -j while its results were refused";
+  ASSERT_FALSE(redis->command({"CONFIG", "SET", "maxmemory", "0"}).is_error());
+
+  auto results = collect("oom");
+  for (const auto& id : ids) {
+    ASSERT_EQ(results[id].size(), 1u) << id;
+    EXPECT_EQ(results[id][0].status(), OK) << testing_env::describe(results[id][0]);
+  }
+  expect_nothing_pending(*redis);
+  stop_worker("o1");
+}
+
 TEST_F(WorkerTest, AuthFromFile) {
   start_redis({"--requirepass", "s3cret-pass"});
   redis_->set_password("s3cret-pass");

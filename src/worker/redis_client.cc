@@ -241,7 +241,9 @@ bool RedisClient::reconnect_with_backoff(
     try {
       connect();
       return true;
-    } catch (const RedisDown& e) {
+    } catch (const Error& e) {
+      // Also a refused password (the server came back with another one): keep trying, the
+      // operator sees why.
       if (on_failure) on_failure(e.what());
     }
     // Sleep in small steps so that give_up() is heard; jitter spreads a fleet's reconnects.

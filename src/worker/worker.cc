@@ -71,6 +71,7 @@ class Worker {
         default_profile_(default_profile),
         queue_(queue),
         cap_(2 * o.jobs),
+        hold_(3 * o.jobs),
         progress_("worker " + o.consumer, 0) {}
 
   void reader_main(RedisClient& redis);
@@ -95,13 +96,23 @@ class Worker {
   uint64_t threshold_ms(RedisClient& redis, const std::string& entry_id);
   const Profile* profile_for(const JobSpec& spec);
   void log_down(const std::string& what);
+  // The commands in one pipeline, reconnecting with backoff while Redis is away; false when a
+  // second signal gave up.
+  bool run_retrying(RedisClient& redis, const std::vector<Command>& commands,
+                    std::vector<Reply>& replies);
   void log_up();
 
   const WorkerOptions& o_;
   std::optional<uint64_t> claim_after_ms_;
   const Profile& default_profile_;
   sched::SubmissionQueue& queue_;
-  const size_t cap_;  // entries read and not yet finished: -j running, -j prefetched
+  const size_t cap_;   // entries read and not yet finished: -j running, -j prefetched
+  const size_t hold_;  // entries read and not yet acked: cap_ and -j results being published
+  // How many entries the reader may take now (with mu_ held).
+  size_t room_locked() const {
+    if (outstanding_ >= cap_ || unacked_.size() >= hold_) return 0;
+    return std::min(cap_ - outstanding_, hold_ - unacked_.size());
+  }
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -261,7 +272,7 @@ void Worker::claim_pass(RedisClient& redis) {
       {
         std::lock_guard lock(mu_);
         if (unacked_.count(entry_id)) continue;  // ours, in this process
-        if (outstanding_ >= cap_) return;        // backpressure: claim later
+        if (room_locked() == 0) return;          // backpressure: claim later
       }
       const uint64_t threshold = threshold_ms(redis, entry_id);
       if (idle < threshold) continue;
@@ -311,8 +322,8 @@ void Worker::read_once(RedisClient& redis) {
   size_t room;
   {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, 200ms, [&] { return outstanding_ < cap_ || stop_level() != 0; });
-    room = outstanding_ < cap_ ? cap_ - outstanding_ : 0;
+    cv_.wait_for(lock, 200ms, [&] { return room_locked() > 0 || stop_level() != 0; });
+    room = room_locked();
   }
   if (room == 0 || stop_level() != 0) return;
   Reply r = redis.command({"XREADGROUP", "GROUP", o_.group, o_.consumer, "COUNT",
@@ -337,6 +348,7 @@ void Worker::reader_main(RedisClient& redis) {
   auto next_claim = Clock::now();
   const auto claim_every = std::chrono::milliseconds(
       std::clamp<uint64_t>(claim_after_ms_.value_or(kClaimMarginMs) / 2, 100, 1000));
+  std::string last_refusal;
   try {
     while (stop_level() == 0) {
       try {
@@ -353,6 +365,14 @@ void Worker::reader_main(RedisClient& redis) {
         read_once(redis);
       } catch (const RedisDown& e) {
         log_down(e.what());
+      } catch (const Error& e) {
+        // The server refused a command (OOM, MISCONF, a key of another type...): said once
+        // per message, tried again each second.
+        if (e.what() != last_refusal) {
+          last_refusal = e.what();
+          fmt::print(stderr, "jailpool worker {}: {}; trying again\n", o_.consumer, e.what());
+        }
+        std::this_thread::sleep_for(1s);
       }
     }
   } catch (const std::exception& e) {
@@ -364,10 +384,30 @@ void Worker::reader_main(RedisClient& redis) {
   queue_.close();
 }
 
-void Worker::publisher_main(RedisClient& redis) {
+bool Worker::run_retrying(RedisClient& redis, const std::vector<Command>& commands,
+                          std::vector<Reply>& replies) {
   auto give_up = [] { return stop_level() >= 2; };
+  for (;;) {
+    try {
+      if (!redis.connected() &&
+          !redis.reconnect_with_backoff(give_up, [&](const std::string& e) { log_down(e); })) {
+        return false;
+      }
+      replies = redis.pipeline(commands);
+      log_up();
+      return true;
+    } catch (const RedisDown& e) {
+      // Done or not, the commands go again: a result twice is harmless (collect keeps one per
+      // id), an ack twice too; a result lost is not.
+      log_down(e.what());
+    }
+  }
+}
+
+void Worker::publisher_main(RedisClient& redis) {
   std::vector<Outgoing> batch;
-  std::vector<Command> commands;
+  std::vector<Command> adds, acks;
+  std::vector<Reply> replies;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -378,7 +418,11 @@ void Worker::publisher_main(RedisClient& redis) {
         outgoing_.pop_front();
       }
     }
-    commands.clear();
+    // The results first, then, in a second round trip, the acks of those that were added: a
+    // crash between them runs a job again (a later attempt), never loses it, and a result the
+    // server refused (OOM, MISCONF, READONLY) is not acked.
+    adds.clear();
+    std::vector<size_t> adds_end;  // each result's XADDs end here in `adds`
     for (const Outgoing& out : batch) {
       if (out.dead) {
         Command c{"XADD", o_.dead, "*"};
@@ -386,46 +430,59 @@ void Worker::publisher_main(RedisClient& redis) {
           c.push_back(k);
           c.push_back(v);
         }
-        commands.push_back(std::move(c));
+        adds.push_back(std::move(c));
       }
-      // The result first, then the ack: a crash between them runs the job again (a second
-      // attempt), never loses it.
-      commands.push_back({"XADD", o_.redis.results, "*", "id", out.result.id(), "result",
-                          result_to_json(out.result), "worker", o_.consumer, "attempt",
-                          std::to_string(out.attempt), "entry", out.entry_id});
-      commands.push_back({"XACK", o_.redis.stream, o_.group, out.entry_id});
+      adds.push_back({"XADD", o_.redis.results, "*", "id", out.result.id(), "result",
+                      result_to_json(out.result), "worker", o_.consumer, "attempt",
+                      std::to_string(out.attempt), "entry", out.entry_id});
+      adds_end.push_back(adds.size());
     }
-    for (;;) {
-      try {
-        if (!redis.connected() &&
-            !redis.reconnect_with_backoff(give_up, [&](const std::string& e) { log_down(e); })) {
-          // Second signal while Redis is away: these entries stay pending for another worker.
-          fmt::print(stderr, "jailpool worker {}: {} results not published (Redis away)\n",
-                     o_.consumer, batch.size());
-          std::lock_guard lock(mu_);
-          outgoing_.clear();
-          batch.clear();
-          break;
+    bool sent = run_retrying(redis, adds, replies);
+    std::vector<Outgoing> done, again;
+    if (sent) {
+      acks.clear();
+      for (size_t i = 0, begin = 0; i < batch.size(); begin = adds_end[i], ++i) {
+        std::string error;
+        for (size_t k = begin; k < adds_end[i]; ++k) {
+          if (replies[k].is_error()) error = replies[k].str;
         }
-        auto replies = redis.pipeline(commands);
-        log_up();
+        if (!error.empty()) {
+          fmt::print(stderr, "jailpool worker {}: XADD {}: {} (kept, tried again)\n", o_.consumer,
+                     o_.redis.results, error);
+          again.push_back(std::move(batch[i]));
+          continue;
+        }
+        acks.push_back({"XACK", o_.redis.stream, o_.group, batch[i].entry_id});
+        done.push_back(std::move(batch[i]));
+      }
+      // An ack that does not happen leaves the entry pending: it is claimed and runs again.
+      if (!acks.empty() && run_retrying(redis, acks, replies)) {
         for (const Reply& r : replies) {
-          if (r.is_error()) fmt::print(stderr, "jailpool worker {}: {}\n", o_.consumer, r.str);
+          if (r.is_error())
+            fmt::print(stderr, "jailpool worker {}: XACK: {}\n", o_.consumer, r.str);
         }
-        break;
-      } catch (const RedisDown& e) {
-        // Published or not, the batch goes again: a result twice is harmless (collect keeps
-        // one per id), a result lost is not.
-        log_down(e.what());
       }
     }
-    std::lock_guard lock(mu_);
-    for (const Outgoing& out : batch) {
-      unacked_.erase(out.entry_id);
-      progress_.count(out.result);
+    batch.clear();
+    if (!sent || (!again.empty() && stop_level() >= 2)) {
+      // Second signal while Redis is away or refuses: these entries stay pending for another
+      // worker.
+      std::lock_guard lock(mu_);
+      fmt::print(stderr, "jailpool worker {}: {} results not published\n", o_.consumer,
+                 again.size() + outgoing_.size() + (sent ? 0 : adds_end.size()));
+      outgoing_.clear();
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      for (const Outgoing& out : done) {
+        unacked_.erase(out.entry_id);
+        progress_.count(out.result);
+      }
+      for (auto& out : again) outgoing_.push_front(std::move(out));
     }
     progress_.show();
-    batch.clear();
+    if (!again.empty()) std::this_thread::sleep_for(1s);
   }
 }
 
