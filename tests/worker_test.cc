@@ -733,5 +733,27 @@ TEST_F(WorkerTest, BadFlagsAreOneLineAndExitTwo) {
   }
 }
 
+TEST(RedisUrlTest, ParsesTcpAndUnixUrls) {
+  auto u = worker::parse_redis_url("redis://queue.example.org:6380/3");
+  EXPECT_EQ(u.host, "queue.example.org");
+  EXPECT_EQ(u.port, 6380);
+  EXPECT_EQ(u.db, 3);
+  EXPECT_TRUE(u.unix_path.empty());
+  u = worker::parse_redis_url("redis://jobs@[::1]");
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(u.port, 6379);
+  EXPECT_EQ(u.user, "jobs");
+  u = worker::parse_redis_url("redis://10.0.0.7/");
+  EXPECT_EQ(u.host, "10.0.0.7");
+  EXPECT_EQ(u.db, 0);
+  u = worker::parse_redis_url("unix:///run/redis/redis.sock?db=2");
+  EXPECT_EQ(u.unix_path, "/run/redis/redis.sock");
+  EXPECT_EQ(u.db, 2);
+  for (const char* bad : {"redis://", "redis://:6379", "redis://h:0", "redis://h/x", "unix://rel",
+                          "unix:///s?x=1", "redis://[::1", "rediss://h"}) {
+    EXPECT_THROW(worker::parse_redis_url(bad), ConfigError) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace jailpool
