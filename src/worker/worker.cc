@@ -1,11 +1,12 @@
 // `jailpool worker`: jobs from a Redis stream through the executor, results into another.
 //
 // Three threads: the reader (its own connection) reads entries with XREADGROUP and hands them
-// to the executor through a SubmissionQueue, never more than -j running plus -j prefetched
-// (backpressure: an entry read is an entry this worker holds); it also claims the entries of
-// dead workers. The executor's loop runs on the calling thread. The publisher (a second
-// connection: the reader may sit in a blocking XREADGROUP) XADDs each result and then XACKs
-// its entry, in pipelines; while Redis is away it keeps the results and retries with backoff.
+// to the executor through a SubmissionQueue, never more than -j running plus -j prefetched,
+// and never more than 3 x -j unacked (backpressure: an entry read is an entry this worker
+// holds); it also claims the entries of dead workers. The executor's loop runs on the calling
+// thread. The publisher (a second connection: the reader may sit in a blocking XREADGROUP)
+// XADDs the results, then XACKs the entries whose results were added, in pipelines; while
+// Redis is away, or refuses them, it keeps the results and tries again (backoff).
 //
 // Claiming (why XPENDING + XCLAIM rather than XAUTOCLAIM): an entry is overdue when it has been
 // pending longer than its own threshold, 2 x (its wall limit + extra time) + 5 s unless
