@@ -174,6 +174,50 @@ TEST_F(SlotTest, JobIsNeverPidOneAndRaiseEndsIt) {
   EXPECT_EQ(r.status(), SIGNALED) << describe(r);
 }
 
+// A slot keeps its last job's cgroup for the next one (JobCgroup::reuse): each job's CPU time,
+// memory peak and OOM kills are its own, never its predecessors' (without the baselines the
+// last job would report the burner's CPU, the toucher's peak and the OOM kill).
+TEST_F(SlotTest, ReusedCgroupCountsOnlyItsOwnJob) {
+  make_executor(1);
+  auto limited = [&](const std::string& id, std::vector<std::string> argv) {
+    JobSpec spec = job(id, std::move(argv));
+    spec.mutable_limits()->set_memory_bytes(96ull << 20);
+    return spec;
+  };
+  JobResult burn = run(limited("burn", {in_jail("burn_cpu"), "300"}));
+  EXPECT_EQ(burn.status(), OK) << describe(burn);
+  EXPECT_GE(burn.cpu_time_us(), 300000u) << describe(burn);
+  JobResult touch = run(limited("touch", {in_jail("touch_memory"), "48"}));
+  EXPECT_EQ(touch.status(), OK) << describe(touch);
+  EXPECT_GE(touch.memory_peak_bytes(), 48ull << 20) << describe(touch);
+  JobResult oom = run(limited("oom", {in_jail("touch_memory"), "400"}));
+  EXPECT_EQ(oom.status(), MEMORY_LIMIT_EXCEEDED) << describe(oom);
+  JobResult quiet = run(limited("quiet", {in_jail("exit_code")}));
+  EXPECT_EQ(quiet.status(), OK) << describe(quiet);
+  EXPECT_LT(quiet.cpu_time_us(), 100000u) << describe(quiet);
+  EXPECT_LT(quiet.memory_peak_bytes(), 8ull << 20) << describe(quiet);
+  EXPECT_EQ(quiet.pids_peak(), 1u) << describe(quiet);
+  EXPECT_EQ(stats().created, 1u);
+  EXPECT_EQ(executor_->cgroups_reused(), 3u) << "the jobs did not share the slot's cgroup";
+}
+
+// pids.peak cannot be reset: after a job with several processes the slot's cgroup is replaced,
+// so that the next job's peak is its own (without that, 3 or more here).
+TEST_F(SlotTest, CgroupIsReplacedAfterAJobWithSeveralProcesses) {
+  make_executor(1);
+  JobResult many = run(job("many", {"/bin/sh", "-c", "sleep 0 & sleep 0 & wait"}));
+  EXPECT_EQ(many.status(), OK) << describe(many);
+  JobResult one = run(job("one", {in_jail("exit_code")}));
+  EXPECT_EQ(one.status(), OK) << describe(one);
+  if (many.pids_peak() == 0) GTEST_SKIP() << "no pids.peak here (6.1+)";
+  EXPECT_GE(many.pids_peak(), 3u) << describe(many);
+  EXPECT_EQ(one.pids_peak(), 1u) << describe(one);
+  EXPECT_EQ(executor_->cgroups_reused(), 0u);
+  JobResult again = run(job("again", {in_jail("exit_code")}));
+  EXPECT_EQ(again.pids_peak(), 1u) << describe(again);
+  EXPECT_EQ(executor_->cgroups_reused(), 1u) << "a single-process job's cgroup was not reused";
+}
+
 // The pool directly: a slot whose init was killed is never handed out again.
 TEST_F(SlotTest, KilledInitIsNeverHandedOutAgain) {
   isolate::SeccompReporting how;

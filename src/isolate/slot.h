@@ -125,6 +125,10 @@ class Slot {
   // For the caller's event loop: whether it already watches pidfd() (once per slot's life).
   bool death_watched = false;
 
+  // The cgroup of the slot's last job, kept for its next one (JobCgroup::reuse: no mkdir,
+  // open and rmdir per job), or nullptr. Destroyed (its directories removed) after S.
+  std::unique_ptr<JobCgroup> cgroup;
+
  private:
   Slot() = default;
   const Profile* profile_ = nullptr;
