@@ -321,6 +321,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--cpu-limit-method", bench.cpu_limit_methods,
                         "with --precision: the CPU limit's method(s), auto|kick|task-clock|usage, "
                         "comma-separated to compare them in interleaved runs (default auto)");
+  bench_cmd->add_flag("--slots", bench.precision_slots,
+                      "with --precision: run the jobs in slots (the pool) instead of fresh jails");
   bench_cmd->add_option("command", bench.command, "PROGRAM [ARG...] (not with --precision)");
 
   std::string check_parent = default_cgroup_parent();
