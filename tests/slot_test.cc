@@ -189,7 +189,9 @@ TEST_F(SlotTest, ReusedCgroupCountsOnlyItsOwnJob) {
   EXPECT_GE(burn.cpu_time_us(), 300000u) << describe(burn);
   JobResult touch = run(limited("touch", {in_jail("touch_memory"), "48"}));
   EXPECT_EQ(touch.status(), OK) << describe(touch);
-  EXPECT_GE(touch.memory_peak_bytes(), 48ull << 20) << describe(touch);
+  // Less a charge batch per CPU at most (64 pages each, MEMCG_CHARGE_BATCH): the previous job
+  // may leave one precharged, counted in the usage at the reset and used without a new charge.
+  EXPECT_GE(touch.memory_peak_bytes() + (1ull << 20), 48ull << 20) << describe(touch);
   JobResult oom = run(limited("oom", {in_jail("touch_memory"), "400"}));
   EXPECT_EQ(oom.status(), MEMORY_LIMIT_EXCEEDED) << describe(oom);
   JobResult quiet = run(limited("quiet", {in_jail("exit_code")}));

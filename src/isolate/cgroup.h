@@ -197,6 +197,9 @@ class JobCgroup {
   // cpuset or quota, a memory peak that cannot be reset (v2 before 6.12), a pids.peak above 1
   // (it cannot be reset: a job's peak is exact only while the previous ones never had more
   // than one process). The caller then uses a fresh cgroup. A fresh cgroup needs no call.
+  // The baselines are the counters of the last read_stats() when there was one since the last
+  // reuse(): the caller reads the final accounting once every process is gone (nothing
+  // changes the counters after that), and reuse() need not read them again.
   virtual bool reuse(const CgroupLimits& limits) = 0;
 
   virtual CgroupStats read_stats() const = 0;

@@ -180,9 +180,12 @@ class JobCgroupImpl final : public JobCgroup {
     uint64_t cpu_usec = 0, cpu_user_usec = 0, cpu_sys_usec = 0;
     uint64_t memory_usage = 0;  // at the peak's reset
     uint64_t oom_kills = 0;
-    uint64_t memory_max = 0;  // v2 memory.events max, v1 memory.failcnt
-    uint64_t pids_max = 0;    // pids.events max
+    uint64_t memory_max = 0;            // v2 memory.events max, v1 memory.failcnt
+    uint64_t pids_max = 0;              // pids.events max
+    std::optional<uint64_t> pids_peak;  // never reset
   } base_;
+  // The raw counters of the last read_stats() (reuse() takes them as the next baselines).
+  mutable std::optional<Base> last_;
   // The raw counters (cumulative, never subtracted) read into `base` by one pass.
   void read_counters(Base& base) const;
 
@@ -311,6 +314,10 @@ void JobCgroupImpl::read_counters(Base& base) const {
                           pread_all(pids_events_.fd.get(), buf, sizeof buf, pids_events_.path));
     base.pids_max = find_key(text, "max").value_or(0);
   }
+  if (pids_peak_.fd) {
+    std::string_view text(buf, pread_all(pids_peak_.fd.get(), buf, sizeof buf, pids_peak_.path));
+    base.pids_peak = parse_u64(text);
+  }
 }
 
 bool JobCgroupImpl::reuse(const CgroupLimits& limits) {
@@ -320,13 +327,16 @@ bool JobCgroupImpl::reuse(const CgroupLimits& limits) {
     return false;
   }
   try {
-    char buf[256];
-    if (pids_peak_.fd) {
-      std::string_view text(buf, pread_all(pids_peak_.fd.get(), buf, sizeof buf, pids_peak_.path));
-      if (parse_u64(text).value_or(UINT64_MAX) > 1) return false;
-    }
+    // The counters of the last read_stats(), made once every process had left (nothing has
+    // changed them since), else read now.
     Base base;
-    read_counters(base);
+    if (last_) {
+      base = *last_;
+    } else {
+      read_counters(base);
+    }
+    if (pids_peak_.fd && base.pids_peak.value_or(UINT64_MAX) > 1) return false;
+    char buf[128];
     if (mem_peak_.fd) {
       // v1: the peak becomes the current usage; v2 (6.12+): this fd's peak does. The usage
       // left (page cache the last jobs read, charged here) is the new job's zero.
@@ -335,6 +345,7 @@ bool JobCgroupImpl::reuse(const CgroupLimits& limits) {
       base.memory_usage = parse_u64(text).value_or(0);
     }
     base_ = base;
+    last_.reset();
   } catch (const Error&) {
     return false;
   }
@@ -342,26 +353,14 @@ bool JobCgroupImpl::reuse(const CgroupLimits& limits) {
 }
 
 CgroupStats JobCgroupImpl::read_stats() const {
+  Base raw;
+  read_counters(raw);
   CgroupStats stats;
-  char buf[1024];
-  if (cpu_src_ == Source::kV2) {
-    std::string_view text(buf, pread_all(cpu_.fd.get(), buf, sizeof buf, cpu_.path));
-    stats.cpu_usec = minus(find_key(text, "usage_usec").value_or(0), base_.cpu_usec);
-    stats.cpu_user_usec = minus(find_key(text, "user_usec").value_or(0), base_.cpu_user_usec);
-    stats.cpu_sys_usec = minus(find_key(text, "system_usec").value_or(0), base_.cpu_sys_usec);
-  } else if (cpu_src_ == Source::kV1) {
-    std::string_view text(buf, pread_all(cpu_.fd.get(), buf, sizeof buf, cpu_.path));
-    stats.cpu_usec = minus(parse_u64(text).value_or(0) / 1000, base_.cpu_usec);
-    text = std::string_view(buf,
-                            pread_all(cpuacct_stat_.fd.get(), buf, sizeof buf, cpuacct_stat_.path));
-    // USER_HZ ticks, sampled.
-    stats.cpu_user_usec =
-        minus(find_key(text, "user").value_or(0) * 1000000 / clk_tck_, base_.cpu_user_usec);
-    stats.cpu_sys_usec =
-        minus(find_key(text, "system").value_or(0) * 1000000 / clk_tck_, base_.cpu_sys_usec);
-  }
-
+  stats.cpu_usec = minus(raw.cpu_usec, base_.cpu_usec);
+  stats.cpu_user_usec = minus(raw.cpu_user_usec, base_.cpu_user_usec);
+  stats.cpu_sys_usec = minus(raw.cpu_sys_usec, base_.cpu_sys_usec);
   if (mem_peak_.fd) {
+    char buf[128];
     std::string_view text(buf, pread_all(mem_peak_.fd.get(), buf, sizeof buf, mem_peak_.path));
     stats.memory_peak_bytes = parse_u64(text);
     if (stats.memory_peak_bytes) {
@@ -370,29 +369,11 @@ CgroupStats JobCgroupImpl::read_stats() const {
           mem_src_ == Source::kV2 ? MemoryPeakSource::kV2MemoryPeak : MemoryPeakSource::kV1MaxUsage;
     }
   }
-  if (mem_events_.fd) {
-    std::string_view text(buf, pread_all(mem_events_.fd.get(), buf, sizeof buf, mem_events_.path));
-    // Both files use this key.
-    stats.oom_kills = minus(find_key(text, "oom_kill").value_or(0), base_.oom_kills);
-    if (mem_src_ == Source::kV2) {
-      stats.memory_limit_hit = find_key(text, "max").value_or(0) > base_.memory_max;
-    }
-  }
-  if (mem_failcnt_.fd) {
-    std::string_view text(buf,
-                          pread_all(mem_failcnt_.fd.get(), buf, sizeof buf, mem_failcnt_.path));
-    stats.memory_limit_hit = parse_u64(text).value_or(0) > base_.memory_max;
-  }
-
-  if (pids_peak_.fd) {
-    std::string_view text(buf, pread_all(pids_peak_.fd.get(), buf, sizeof buf, pids_peak_.path));
-    stats.pids_peak = parse_u64(text);
-  }
-  if (pids_events_.fd) {
-    std::string_view text(buf,
-                          pread_all(pids_events_.fd.get(), buf, sizeof buf, pids_events_.path));
-    stats.pids_limit_hit = find_key(text, "max").value_or(0) > base_.pids_max;
-  }
+  stats.oom_kills = minus(raw.oom_kills, base_.oom_kills);
+  stats.memory_limit_hit = raw.memory_max > base_.memory_max;
+  stats.pids_peak = raw.pids_peak;
+  stats.pids_limit_hit = raw.pids_max > base_.pids_max;
+  last_ = raw;
   return stats;
 }
 
