@@ -32,6 +32,7 @@ struct BenchOptions {
   bool use_slots = true;  // --no-slots: the pool row uses templates only (A/B of the slots)
   // --slots (with --precision): the jobs run in slots (the pool) instead of fresh jails.
   bool precision_slots = false;
+  unsigned rounds = 1;  // --rounds: the modes in turn, this many times (each -n runs)
 };
 int cmd_bench(const BenchOptions& options);
 // `bench --precision`: CPU-limit overshoot, CPU and memory accounting error, CV (precision.cc).

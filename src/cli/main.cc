@@ -310,6 +310,8 @@ int main(int argc, char** argv) {
       app.add_subcommand("bench", "jobs/s and latency: pool vs bare fork/exec vs fresh jails");
   bench_cmd->add_option("-n", bench.count, "runs per mode (default 1000)");
   bench_cmd->add_option("-j", bench.jobs, "jobs at once (default 1)");
+  bench_cmd->add_option("--rounds", bench.rounds,
+                        "bare, pool and fresh in turn, this many times, summed (default 1)");
   bench_cmd->add_option("--profile", bench.profile_path, "profile (default: built in)");
   bench_cmd->add_flag("--json", bench.json, "machine-readable output");
   bench_cmd->add_option("--cgroup-parent", bench.cgroup_parent, "parent cgroup name");
