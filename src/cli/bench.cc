@@ -2,7 +2,6 @@
 // launcher (vfork+exec+wait, no isolation) and through fresh-per-job jails, in one run, with
 // jobs/s, latency percentiles, per-phase times and the ratios.
 #include <fmt/core.h>
-#include <sched.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -73,32 +72,9 @@ double self_cpu_us() {
          u.ru_stime.tv_usec;
 }
 
-// The bare launcher runs as jailpool's event loop does (ExecutorOptions::realtime_loop):
-// SCHED_FIFO 1, reset on fork (its children run as SCHED_OTHER), where the kernel allows it, so
-// that on a loaded machine the ratios compare the isolation, not the launchers' scheduling.
-class FifoScope {
- public:
-  FifoScope() {
-    policy_ = sched_getscheduler(0);
-    if (policy_ < 0 || sched_getparam(0, &param_) < 0) return;
-    sched_param fifo{};
-    fifo.sched_priority = 1;
-    active_ = sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &fifo) == 0;
-  }
-  ~FifoScope() {
-    if (active_) sched_setscheduler(0, policy_, &param_);
-  }
-  FifoScope(const FifoScope&) = delete;
-  FifoScope& operator=(const FifoScope&) = delete;
-
- private:
-  bool active_ = false;
-  int policy_ = -1;
-  sched_param param_{};
-};
-
+// The bare launcher runs as SCHED_OTHER: as SCHED_FIFO (as jailpool's loop runs) it was 5-18 %
+// slower here (its wake at each child's exec preempts the child), a weaker baseline.
 Series run_bare(const std::vector<std::string>& argv, unsigned n, unsigned j) {
-  FifoScope fifo;
   Series s;
   s.name = "bare";
   std::vector<char*> args;
