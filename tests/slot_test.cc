@@ -220,6 +220,22 @@ TEST_F(SlotTest, ReusedCgroupCountsOnlyItsOwnJob) {
   EXPECT_EQ(executor_->cgroups_reused(), 3u) << "the jobs did not share the slot's cgroup";
 }
 
+// A cgroup jailpool killed (cgroup.kill, at the CPU limit) serves the next job: its processes
+// join by writing cgroup.procs, which the 6.18 kill_seq bug of CLONE_INTO_CGROUP (kernel.md
+// trap 1) does not touch, and its fork()s from inside are unaffected too.
+TEST_F(SlotTest, CgroupKilledAtTheCpuLimitServesTheNextJob) {
+  make_executor(1);
+  JobSpec burn = job("burn", {in_jail("burn_cpu"), "forever"});
+  burn.mutable_limits()->set_cpu_time_ms(100);
+  JobResult tle = run(burn);
+  EXPECT_EQ(tle.status(), TIME_LIMIT_EXCEEDED) << describe(tle);
+  JobResult next = run(job("next", {"/bin/sh", "-c", "/bin/true && echo ok"}));
+  EXPECT_EQ(next.status(), OK) << describe(next);
+  EXPECT_EQ(next.stdout(), "ok\n") << describe(next);
+  EXPECT_LT(next.cpu_time_us(), 100000u) << describe(next);
+  EXPECT_EQ(executor_->cgroups_reused(), 1u);
+}
+
 // pids.peak cannot be reset: after a job with several processes the slot's cgroup is replaced,
 // so that the next job's peak is its own (without that, 3 or more here).
 TEST_F(SlotTest, CgroupIsReplacedAfterAJobWithSeveralProcesses) {
