@@ -38,6 +38,20 @@ struct Series {
   double self_cpu_us_per_job = 0;
 
   double rate() const { return seconds > 0 ? count / seconds : 0; }
+  // Adds another round of the same mode.
+  void add(const Series& o) {
+    name = o.name;
+    double cpu =
+        self_cpu_us_per_job * (count + failed) + o.self_cpu_us_per_job * (o.count + o.failed);
+    seconds += o.seconds;
+    count += o.count;
+    failed += o.failed;
+    self_cpu_us_per_job = cpu / std::max(1u, count + failed);
+    latency_us.insert(latency_us.end(), o.latency_us.begin(), o.latency_us.end());
+    for (const auto& [phase, v] : o.phases_us) {
+      phases_us[phase].insert(phases_us[phase].end(), v.begin(), v.end());
+    }
+  }
   static double pct(std::vector<double> v, double p) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
@@ -46,6 +60,11 @@ struct Series {
   }
 };
 
+double load_now() {
+  double load[1];
+  return getloadavg(load, 1) == 1 ? load[0] : -1;
+}
+
 double self_cpu_us() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -53,6 +72,8 @@ double self_cpu_us() {
          u.ru_stime.tv_usec;
 }
 
+// The bare launcher runs as SCHED_OTHER: as SCHED_FIFO (as jailpool's loop runs) it was 5-18 %
+// slower here (its wake at each child's exec preempts the child), a weaker baseline.
 Series run_bare(const std::vector<std::string>& argv, unsigned n, unsigned j) {
   Series s;
   s.name = "bare";
@@ -127,6 +148,11 @@ Series run_jailed(const Profile& profile, const std::vector<std::string>& argv, 
             std::chrono::duration<double, std::micro>(now - issued_at[r.id()]).count());
         s.phases_us["setup"].push_back(r.setup_us());
         s.phases_us["run"].push_back(r.run_us());
+        // run = the job (exec to its end, as its init saw it) + the result's way back (its
+        // init's kill and reaping of the rest, the wake-up of the loop).
+        s.phases_us["job"].push_back(r.wall_time_us());
+        s.phases_us["result"].push_back(
+            r.run_us() > r.wall_time_us() ? double(r.run_us() - r.wall_time_us()) : 0.0);
         s.phases_us["teardown"].push_back(r.teardown_us());
         if (r.status() == OK) {
           ++s.count;
@@ -170,11 +196,15 @@ int cmd_bench(const BenchOptions& o) {
   }
   validate_profile(profile);
 
-  std::vector<Series> all;
-  all.push_back(run_bare(bare_argv, o.count, o.jobs));
-  all.push_back(
-      run_jailed(profile, jail_argv, o.count, o.jobs, true, o.use_slots, o.cgroup_parent));
-  all.push_back(run_jailed(profile, jail_argv, o.count, o.jobs, false, false, o.cgroup_parent));
+  // Rounds of the three modes in turn (each -n runs), summed: on a machine others load, each
+  // mode sees the same spread of conditions.
+  std::vector<Series> all(3);
+  const unsigned rounds = std::max(1u, o.rounds);
+  for (unsigned round = 0; round < rounds; ++round) {
+    all[0].add(run_bare(bare_argv, o.count, o.jobs));
+    all[1].add(run_jailed(profile, jail_argv, o.count, o.jobs, true, o.use_slots, o.cgroup_parent));
+    all[2].add(run_jailed(profile, jail_argv, o.count, o.jobs, false, false, o.cgroup_parent));
+  }
   const Series& bare = all[0];
   const Series& pool = all[1];
   const Series& fresh = all[2];
@@ -195,23 +225,29 @@ int cmd_bench(const BenchOptions& o) {
       out += "},";
     }
     out += fmt::format(
-        "\"pool_vs_bare\":{:.3f},\"pool_vs_fresh\":{:.3f},\"added_latency_p50_us\":{:.0f}}}",
-        pool_vs_bare, pool_vs_fresh, added_latency);
+        "\"pool_vs_bare\":{:.3f},\"pool_vs_fresh\":{:.3f},\"added_latency_p50_us\":{:.0f},"
+        "\"rounds\":{},\"load_average\":{:.2f}}}",
+        pool_vs_bare, pool_vs_fresh, added_latency, rounds, load_now());
     fmt::print("{}\n", out);
   } else {
-    fmt::print("jailpool bench: {} x {} at -j {}\n", o.count, fmt::format("{}", host_path), o.jobs);
-    fmt::print("{:<6} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}\n", "mode", "jobs/s",
-               "failed", "p50 ms", "p95 ms", "p99 ms", "setup", "run", "teardown", "self cpu/job");
+    fmt::print("jailpool bench: {} x {} at -j {}, {} round(s), load average {:.2f}\n", o.count,
+               host_path, o.jobs, rounds, load_now());
+    fmt::print("{:<6} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}\n", "mode",
+               "jobs/s", "failed", "p50 ms", "p95 ms", "p99 ms", "setup", "run", "(job", "result)",
+               "teardown", "self cpu/job");
     for (const auto& s : all) {
       auto phase = [&](const char* p) {
         auto it = s.phases_us.find(p);
         return it == s.phases_us.end() ? std::string("-")
                                        : fmt::format("{:.3f}", Series::pct(it->second, 50) / 1000);
       };
-      fmt::print("{:<6} {:>9.1f} {:>7} {:>9.3f} {:>9.3f} {:>9.3f} {:>9} {:>9} {:>9} {:>9.0f} us\n",
-                 s.name, s.rate(), s.failed, Series::pct(s.latency_us, 50) / 1000,
-                 Series::pct(s.latency_us, 95) / 1000, Series::pct(s.latency_us, 99) / 1000,
-                 phase("setup"), phase("run"), phase("teardown"), s.self_cpu_us_per_job);
+      fmt::print(
+          "{:<6} {:>9.1f} {:>7} {:>9.3f} {:>9.3f} {:>9.3f} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.0f} "
+          "us\n",
+          s.name, s.rate(), s.failed, Series::pct(s.latency_us, 50) / 1000,
+          Series::pct(s.latency_us, 95) / 1000, Series::pct(s.latency_us, 99) / 1000,
+          phase("setup"), phase("run"), phase("job"), phase("result"), phase("teardown"),
+          s.self_cpu_us_per_job);
     }
     fmt::print("pool/bare {:.2f}x   pool/fresh {:.2f}x   added latency p50 {:.3f} ms\n",
                pool_vs_bare, pool_vs_fresh, added_latency / 1000);

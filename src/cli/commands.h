@@ -29,7 +29,10 @@ struct BenchOptions {
   bool precision = false;  // --precision: cmd_precision instead (count = runs per cell)
   // --cpu-limit-method (with --precision): the CPU-limit overshoot rows for each, interleaved.
   std::string cpu_limit_methods = "auto";
-  bool use_slots = true;   // --no-slots: the pool row uses templates only (A/B of the slots)
+  bool use_slots = true;  // --no-slots: the pool row uses templates only (A/B of the slots)
+  // --slots (with --precision): the jobs run in slots (the pool) instead of fresh jails.
+  bool precision_slots = false;
+  unsigned rounds = 1;  // --rounds: the modes in turn, this many times (each -n runs)
 };
 int cmd_bench(const BenchOptions& options);
 // `bench --precision`: CPU-limit overshoot, CPU and memory accounting error, CV (precision.cc).

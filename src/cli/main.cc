@@ -313,6 +313,8 @@ int main(int argc, char** argv) {
       app.add_subcommand("bench", "jobs/s and latency: pool vs bare fork/exec vs fresh jails");
   bench_cmd->add_option("-n", bench.count, "runs per mode (default 1000)");
   bench_cmd->add_option("-j", bench.jobs, "jobs at once (default 1)");
+  bench_cmd->add_option("--rounds", bench.rounds,
+                        "bare, pool and fresh in turn, this many times, summed (default 1)");
   bench_cmd->add_option("--profile", bench.profile_path, "profile (default: built in)");
   bench_cmd->add_flag("--json", bench.json, "machine-readable output");
   bench_cmd->add_option("--cgroup-parent", bench.cgroup_parent, "parent cgroup name");
@@ -324,6 +326,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--cpu-limit-method", bench.cpu_limit_methods,
                         "with --precision: the CPU limit's method(s), auto|kick|task-clock|usage, "
                         "comma-separated to compare them in interleaved runs (default auto)");
+  bench_cmd->add_flag("--slots", bench.precision_slots,
+                      "with --precision: run the jobs in slots (the pool) instead of fresh jails");
   bench_cmd->add_option("command", bench.command, "PROGRAM [ARG...] (not with --precision)");
 
   // Jobs through Redis Streams (src/worker/): submit -> jobs stream -> workers -> results stream

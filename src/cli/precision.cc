@@ -81,8 +81,8 @@ std::string programs_dir() {
 class Runner {
  public:
   Runner(const std::string& cgroup_parent, const std::string& dir,
-         sched::CpuLimitMethod method = sched::CpuLimitMethod::kAuto)
-      : executor_(options(cgroup_parent, method)) {
+         sched::CpuLimitMethod method = sched::CpuLimitMethod::kAuto, bool slots = false)
+      : executor_(options(cgroup_parent, method, slots)) {
     profile_ = default_profile();
     Bind* b = profile_.add_bind();
     b->set_src(dir);
@@ -111,8 +111,9 @@ class Runner {
 
  private:
   static sched::ExecutorOptions options(const std::string& cgroup_parent,
-                                        sched::CpuLimitMethod method) {
+                                        sched::CpuLimitMethod method, bool slots) {
     sched::ExecutorOptions o;
+    o.use_pool = slots;  // slots serve every job here (use_slots is on by default)
     if (!cgroup_parent.empty()) o.cgroup_parent = cgroup_parent;
     o.cpu_limit_method = method;
     return o;
@@ -248,7 +249,7 @@ int cmd_precision(const BenchOptions& o) {
   const std::vector<sched::CpuLimitMethod> methods = parse_methods(o.cpu_limit_methods);
   std::vector<std::unique_ptr<Runner>> runners;
   for (sched::CpuLimitMethod m : methods)
-    runners.push_back(std::make_unique<Runner>(o.cgroup_parent, dir, m));
+    runners.push_back(std::make_unique<Runner>(o.cgroup_parent, dir, m, o.precision_slots));
   Runner& runner = *runners.front();
   std::vector<Row> rows;
   double load_start = load_average();
@@ -407,8 +408,8 @@ int cmd_precision(const BenchOptions& o) {
     fmt::print("{}]}}\n", out);
     return 0;
   }
-  fmt::print("jailpool bench --precision: {} runs per cell, load average {:.2f} -> {:.2f}\n", runs,
-             load_start, load_end);
+  fmt::print("jailpool bench --precision: {} runs per cell in {}, load average {:.2f} -> {:.2f}\n",
+             runs, o.precision_slots ? "slots" : "fresh jails", load_start, load_end);
   for (size_t m = 0; m < nm; ++m) {
     const sched::CpuLimitMethods* used = runners[m]->executor().cpu_limit_methods();
     fmt::print("CPU-limit method {}: {}: {}\n", to_string(methods[m]),

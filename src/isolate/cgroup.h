@@ -189,6 +189,19 @@ class JobCgroup {
   // Writes the limits (before the job starts); create() calls it. Throws Error naming the file.
   virtual void set_limits(const CgroupLimits& limits) = 0;
 
+  // Prepares this cgroup, every process of its last job gone (a slot's, isolate/slot.h), for
+  // another job with `limits`: the accounting read_stats() and read_cpu_usec() give from now on
+  // counts from here (cumulative counters as differences, the memory peak reset and taken
+  // relative to the usage left at the reset). Returns false, changing nothing the caller relies
+  // on, when the next job's accounting could not be exact: other limits than those written, a
+  // cpuset or quota, a memory peak that cannot be reset (v2 before 6.12), a pids.peak above 1
+  // (it cannot be reset: a job's peak is exact only while the previous ones never had more
+  // than one process). The caller then uses a fresh cgroup. A fresh cgroup needs no call.
+  // The baselines are the counters of the last read_stats() when there was one since the last
+  // reuse(): the caller reads the final accounting once every process is gone (nothing
+  // changes the counters after that), and reuse() need not read them again.
+  virtual bool reuse(const CgroupLimits& limits) = 0;
+
   virtual CgroupStats read_stats() const = 0;
 
   // The current CPU usage only (one pread), for limit enforcement.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 
 #include "isolate/cgroup_internal.h"
 
@@ -128,6 +129,7 @@ class JobCgroupImpl final : public JobCgroup {
     return fds;
   }
 
+  bool reuse(const CgroupLimits& limits) override;
   CgroupStats read_stats() const override;
   uint64_t read_cpu_usec() const override;
   void kill_all() override;
@@ -167,6 +169,25 @@ class JobCgroupImpl final : public JobCgroup {
   std::string v2_path_;
   bool pins_cpus_ = false;
   bool released_ = false;
+
+  // For reuse(): the limits written (memory and pids; a cpuset or a quota makes the cgroup
+  // single-use), and the counters at the current job's start, which the readers subtract (all
+  // zero in a fresh cgroup).
+  CgroupLimits written_;
+  bool single_use_ = false;
+  bool peak_resettable_ = false;  // mem_peak_ is open for writing: v1, or v2 on 6.12+
+  struct Base {
+    uint64_t cpu_usec = 0, cpu_user_usec = 0, cpu_sys_usec = 0;
+    uint64_t memory_usage = 0;  // at the peak's reset
+    uint64_t oom_kills = 0;
+    uint64_t memory_max = 0;            // v2 memory.events max, v1 memory.failcnt
+    uint64_t pids_max = 0;              // pids.events max
+    std::optional<uint64_t> pids_peak;  // never reset
+  } base_;
+  // The raw counters of the last read_stats() (reuse() takes them as the next baselines).
+  mutable std::optional<Base> last_;
+  // The raw counters (cumulative, never subtracted) read into `base` by one pass.
+  void read_counters(Base& base) const;
 
   std::string mem_path_, pids_path_;
   std::vector<Dir> dirs_;  // v2 first; one level each, so any order is deepest-first
@@ -238,10 +259,16 @@ void JobCgroupImpl::build(const Layout& layout, const std::string& name,
     cpuacct_stat_ = open_control(cpuacct_path, "cpuacct.stat", O_RDONLY, false);
   }
   if (mem_src_ == Source::kV2) {
-    mem_peak_ = open_control(mem_path, "memory.peak", O_RDONLY, true);  // 5.19+
+    // Writable (a reset through this fd, for reuse()) from 6.12; read-only before, and absent
+    // before 5.19.
+    mem_peak_ = open_control(mem_path, "memory.peak", O_RDWR, true);
+    peak_resettable_ = static_cast<bool>(mem_peak_.fd);
+    if (!mem_peak_.fd) mem_peak_ = open_control(mem_path, "memory.peak", O_RDONLY, true);
     mem_events_ = open_control(mem_path, "memory.events", O_RDONLY, false);
   } else if (mem_src_ == Source::kV1) {
-    mem_peak_ = open_control(mem_path, "memory.max_usage_in_bytes", O_RDONLY, false);
+    // Writing 0 resets the peak to the current usage (reuse()).
+    mem_peak_ = open_control(mem_path, "memory.max_usage_in_bytes", O_RDWR, false);
+    peak_resettable_ = true;
     mem_events_ = open_control(mem_path, "memory.oom_control", O_RDONLY, false);
     mem_failcnt_ = open_control(mem_path, "memory.failcnt", O_RDONLY, false);
   }
@@ -251,52 +278,102 @@ void JobCgroupImpl::build(const Layout& layout, const std::string& name,
   }
 }
 
-CgroupStats JobCgroupImpl::read_stats() const {
-  CgroupStats stats;
+namespace {
+uint64_t minus(uint64_t value, uint64_t base) {
+  return value > base ? value - base : 0;
+}
+}  // namespace
+
+void JobCgroupImpl::read_counters(Base& base) const {
   char buf[1024];
   if (cpu_src_ == Source::kV2) {
     std::string_view text(buf, pread_all(cpu_.fd.get(), buf, sizeof buf, cpu_.path));
-    stats.cpu_usec = find_key(text, "usage_usec").value_or(0);
-    stats.cpu_user_usec = find_key(text, "user_usec").value_or(0);
-    stats.cpu_sys_usec = find_key(text, "system_usec").value_or(0);
+    base.cpu_usec = find_key(text, "usage_usec").value_or(0);
+    base.cpu_user_usec = find_key(text, "user_usec").value_or(0);
+    base.cpu_sys_usec = find_key(text, "system_usec").value_or(0);
   } else if (cpu_src_ == Source::kV1) {
     std::string_view text(buf, pread_all(cpu_.fd.get(), buf, sizeof buf, cpu_.path));
-    stats.cpu_usec = parse_u64(text).value_or(0) / 1000;
+    base.cpu_usec = parse_u64(text).value_or(0) / 1000;
     text = std::string_view(buf,
                             pread_all(cpuacct_stat_.fd.get(), buf, sizeof buf, cpuacct_stat_.path));
-    // USER_HZ ticks, sampled.
-    stats.cpu_user_usec = find_key(text, "user").value_or(0) * 1000000 / clk_tck_;
-    stats.cpu_sys_usec = find_key(text, "system").value_or(0) * 1000000 / clk_tck_;
-  }
-
-  if (mem_peak_.fd) {
-    std::string_view text(buf, pread_all(mem_peak_.fd.get(), buf, sizeof buf, mem_peak_.path));
-    stats.memory_peak_bytes = parse_u64(text);
-    if (stats.memory_peak_bytes) {
-      stats.memory_peak_source =
-          mem_src_ == Source::kV2 ? MemoryPeakSource::kV2MemoryPeak : MemoryPeakSource::kV1MaxUsage;
-    }
+    base.cpu_user_usec = find_key(text, "user").value_or(0) * 1000000 / clk_tck_;
+    base.cpu_sys_usec = find_key(text, "system").value_or(0) * 1000000 / clk_tck_;
   }
   if (mem_events_.fd) {
     std::string_view text(buf, pread_all(mem_events_.fd.get(), buf, sizeof buf, mem_events_.path));
-    stats.oom_kills = find_key(text, "oom_kill").value_or(0);  // both files use this key
-    if (mem_src_ == Source::kV2) stats.memory_limit_hit = find_key(text, "max").value_or(0) > 0;
+    base.oom_kills = find_key(text, "oom_kill").value_or(0);
+    if (mem_src_ == Source::kV2) base.memory_max = find_key(text, "max").value_or(0);
   }
   if (mem_failcnt_.fd) {
     std::string_view text(buf,
                           pread_all(mem_failcnt_.fd.get(), buf, sizeof buf, mem_failcnt_.path));
-    stats.memory_limit_hit = parse_u64(text).value_or(0) > 0;
-  }
-
-  if (pids_peak_.fd) {
-    std::string_view text(buf, pread_all(pids_peak_.fd.get(), buf, sizeof buf, pids_peak_.path));
-    stats.pids_peak = parse_u64(text);
+    base.memory_max = parse_u64(text).value_or(0);
   }
   if (pids_events_.fd) {
     std::string_view text(buf,
                           pread_all(pids_events_.fd.get(), buf, sizeof buf, pids_events_.path));
-    stats.pids_limit_hit = find_key(text, "max").value_or(0) > 0;
+    base.pids_max = find_key(text, "max").value_or(0);
   }
+  if (pids_peak_.fd) {
+    std::string_view text(buf, pread_all(pids_peak_.fd.get(), buf, sizeof buf, pids_peak_.path));
+    base.pids_peak = parse_u64(text);
+  }
+}
+
+bool JobCgroupImpl::reuse(const CgroupLimits& limits) {
+  if (released_ || single_use_ || !peak_resettable_ ||
+      limits.memory_bytes != written_.memory_bytes || limits.pids != written_.pids ||
+      !limits.cpuset_cpus.empty() || limits.cpu_quota_percent) {
+    return false;
+  }
+  try {
+    // The counters of the last read_stats(), made once every process had left (nothing has
+    // changed them since), else read now.
+    Base base;
+    if (last_) {
+      base = *last_;
+    } else {
+      read_counters(base);
+    }
+    if (pids_peak_.fd && base.pids_peak.value_or(UINT64_MAX) > 1) return false;
+    char buf[128];
+    if (mem_peak_.fd) {
+      // v1: the peak becomes the current usage; v2 (6.12+): this fd's peak does. The usage
+      // left (page cache the last jobs read, charged here) is the new job's zero.
+      write_fd(mem_peak_.fd.get(), mem_src_ == Source::kV1 ? "0" : "reset", mem_peak_.path);
+      std::string_view text(buf, pread_all(mem_peak_.fd.get(), buf, sizeof buf, mem_peak_.path));
+      base.memory_usage = parse_u64(text).value_or(0);
+    }
+    base_ = base;
+    last_.reset();
+  } catch (const Error&) {
+    return false;
+  }
+  return true;
+}
+
+CgroupStats JobCgroupImpl::read_stats() const {
+  Base raw;
+  read_counters(raw);
+  CgroupStats stats;
+  stats.cpu_usec = minus(raw.cpu_usec, base_.cpu_usec);
+  stats.cpu_user_usec = minus(raw.cpu_user_usec, base_.cpu_user_usec);
+  stats.cpu_sys_usec = minus(raw.cpu_sys_usec, base_.cpu_sys_usec);
+  if (mem_peak_.fd) {
+    char buf[128];
+    std::string_view text(buf, pread_all(mem_peak_.fd.get(), buf, sizeof buf, mem_peak_.path));
+    stats.memory_peak_bytes = parse_u64(text);
+    if (stats.memory_peak_bytes) {
+      *stats.memory_peak_bytes = minus(*stats.memory_peak_bytes, base_.memory_usage);
+      stats.memory_peak_source =
+          mem_src_ == Source::kV2 ? MemoryPeakSource::kV2MemoryPeak : MemoryPeakSource::kV1MaxUsage;
+    }
+  }
+  stats.oom_kills = minus(raw.oom_kills, base_.oom_kills);
+  stats.memory_limit_hit = raw.memory_max > base_.memory_max;
+  stats.pids_peak = raw.pids_peak;
+  stats.pids_limit_hit = raw.pids_max > base_.pids_max;
+  last_ = raw;
   return stats;
 }
 
@@ -309,8 +386,9 @@ uint64_t JobCgroupImpl::read_cpu_usec() const {
   } while (n < 0 && errno == EINTR);
   if (n < 0) throw_errno("read " + cpu_.path);
   std::string_view text(buf, static_cast<size_t>(n));
-  if (cpu_src_ == Source::kV2) return find_key(text, "usage_usec").value_or(0);
-  return parse_u64(text).value_or(0) / 1000;
+  if (cpu_src_ == Source::kV2)
+    return minus(find_key(text, "usage_usec").value_or(0), base_.cpu_usec);
+  return minus(parse_u64(text).value_or(0) / 1000, base_.cpu_usec);
 }
 
 void JobCgroupImpl::set_limits(const CgroupLimits& limits) {
@@ -341,6 +419,9 @@ void JobCgroupImpl::set_limits(const CgroupLimits& limits) {
     // memory.swappiness 0 comes from jailpool's parent (see CgroupSystemImpl).
   }
   if (limits.pids) write_file(path_join(pids_path_, "pids.max"), fmt::format("{}", *limits.pids));
+  if (limits.memory_bytes) written_.memory_bytes = limits.memory_bytes;
+  if (limits.pids) written_.pids = limits.pids;
+  if (!limits.cpuset_cpus.empty() || limits.cpu_quota_percent) single_use_ = true;
   if (!limits.cpuset_cpus.empty()) set_cpuset(limits.cpuset_cpus);
   if (limits.cpu_quota_percent) set_cpu_quota(*limits.cpu_quota_percent);
 }

@@ -121,8 +121,9 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
 }
 
 void Slot::drain_done() const {
-  uint64_t count;
-  while (::read(done_fd_.get(), &count, sizeof count) == sizeof count) {
+  uint64_t count;  // one read takes the whole count (not EFD_SEMAPHORE)
+  if (::read(done_fd_.get(), &count, sizeof count) < 0 && errno == EINTR) {
+    [[maybe_unused]] ssize_t again = ::read(done_fd_.get(), &count, sizeof count);
   }
 }
 
@@ -132,8 +133,12 @@ SlotControl::State Slot::state() const {
 
 bool Slot::broken() const {
   if (pid_ < 0 || state() == SlotControl::kBroken) return true;
+  return !alive();
+}
+
+bool Slot::alive() const {
   pollfd p{pidfd_.get(), POLLIN, 0};
-  return ::poll(&p, 1, 0) != 0;  // S died
+  return ::poll(&p, 1, 0) == 0;  // readable once S died
 }
 
 bool Slot::ready() const {
@@ -159,7 +164,7 @@ void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
     throw Error("slot: a job with binds or files of its own needs a fresh jail");
   }
   if (config.argv.empty() || config.argv[0].empty()) throw ConfigError("argv", "empty command");
-  if (!ready()) throw Error("slot: not ready");
+  if (state() != SlotControl::kReady) throw Error("slot: not ready");
   auto plan = std::make_unique<LaunchPlan>();
   const Profile& profile = *profile_;
   plan->uid = profile.has_uid() ? profile.uid() : 65534;

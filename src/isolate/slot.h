@@ -108,11 +108,14 @@ class Slot {
   bool ready() const;
   // Broken or S dead: destroy it.
   bool broken() const;
+  // S has not died (one poll of its pidfd; the others read shared memory only).
+  bool alive() const;
   std::string broken_reason() const;
 
-  // Hands a job over (the slot must be ready). config: no extra binds, no working-directory
-  // mount; its stdio fds must stay open until the result (S's job copies them at its clone;
-  // those below 3 are dup'ed and held here).
+  // Hands a job over (the slot must be ready: its state is checked, S's life is not, as the
+  // caller has just done that; should S die now, its pidfd says so). config: no extra binds, no
+  // working-directory mount; its stdio fds must stay open until the result (S's job copies them at
+  // its clone; those below 3 are dup'ed and held here).
   void start(const JailConfig& config, const JobCgroup& cgroup);
   // The job's report is final (every process of the job is dead).
   bool result_ready() const;
@@ -124,6 +127,10 @@ class Slot {
 
   // For the caller's event loop: whether it already watches pidfd() (once per slot's life).
   bool death_watched = false;
+
+  // The cgroup of the slot's last job, kept for its next one (JobCgroup::reuse: no mkdir,
+  // open and rmdir per job), or nullptr. Destroyed (its directories removed) after S.
+  std::unique_ptr<JobCgroup> cgroup;
 
  private:
   Slot() = default;

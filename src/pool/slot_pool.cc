@@ -30,12 +30,15 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
   bool waited = false;
   for (;;) {
     for (auto it = idle.begin(); it != idle.end();) {
-      if ((*it)->broken()) {
+      // The state first (shared memory), S's life (a poll) only for the one handed out.
+      const isolate::SlotControl::State state = (*it)->state();
+      if (state == isolate::SlotControl::kBroken ||
+          (state == isolate::SlotControl::kReady && !(*it)->alive())) {
         ++stats_.replaced;
         it = idle.erase(it);
         continue;
       }
-      if ((*it)->ready()) {
+      if (state == isolate::SlotControl::kReady) {
         std::unique_ptr<isolate::Slot> slot = std::move(*it);
         idle.erase(it);
         ++out_[key];
@@ -61,7 +64,17 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
       idle.erase(idle.begin());
       break;
     }
-    for (const auto& s : idle) s->drain_done();
+    // An init that died while resetting: destroyed here (its state never changes again).
+    size_t i = 0;
+    for (auto it = idle.begin(); it != idle.end(); ++i) {
+      if (fds[2 * i + 1].revents != 0) {
+        ++stats_.replaced;
+        it = idle.erase(it);
+        continue;
+      }
+      if (fds[2 * i].revents != 0) (*it)->drain_done();
+      ++it;
+    }
     waited = true;
   }
   std::unique_ptr<isolate::Slot> slot = isolate::Slot::create(profile, seccomp);
@@ -74,7 +87,7 @@ void SlotPool::release(std::unique_ptr<isolate::Slot> slot) {
   if (!slot) return;
   Key key{&slot->profile(), slot->seccomp()};
   if (out_[key] > 0) --out_[key];
-  if (slot->broken()) {
+  if (slot->state() == isolate::SlotControl::kBroken) {  // a dead S is found at acquire
     ++stats_.replaced;
     return;
   }

@@ -109,6 +109,8 @@ class Executor {
   // Jobs whose result was read when their jail's init said the jail was empty (EOF on the
   // job's pipes), before init's own exit was over; the others waited for init's reaping.
   uint64_t finished_at_init_done() const { return finished_at_init_done_; }
+  // Jobs that ran in their slot's previous job's cgroup (JobCgroup::reuse) instead of a new one.
+  uint64_t cgroups_reused() const { return cgroups_reused_; }
   // The CPU limits' method, chosen at the first CPU-limited job (null before).
   const CpuLimitMethods* cpu_limit_methods() const { return cpu_methods_.get(); }
 
@@ -162,6 +164,7 @@ class Executor {
   // Jails of reported jobs whose inits are still exiting, by job serial (their pidfds' kExit).
   std::map<uint64_t, std::unique_ptr<isolate::Jail>> exiting_;
   uint64_t finished_at_init_done_ = 0;
+  uint64_t cgroups_reused_ = 0;
 };
 
 // The status a job's facts give (pure function, unit-tested).

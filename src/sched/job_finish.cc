@@ -103,11 +103,16 @@ void Executor::collect_files(Running& r) {
 void Executor::finish_job(Running& r, bool init_done) {
   uint64_t reaped_ns = monotonic_now_ns();
   isolate::JailOutcome outcome;
+  std::optional<isolate::CgroupStats> stats_read;
   if (r.slot) {
     // The slot's init reaped every process of the job (or died: then the job was lost).
     if (r.slot->result_ready()) outcome = r.slot->outcome();
     r.slot_held_fds.clear();
     if (r.slot->result_ready()) {
+      // Every process of the job is dead: its accounting is final, and its cgroup, empty,
+      // goes with the slot for its next job (JobCgroup::reuse).
+      stats_read = r.cgroup->read_stats();
+      r.slot->cgroup = std::move(r.cgroup);
       slots_->release(std::move(r.slot));
     } else {
       slots_->discard(std::move(r.slot));
@@ -127,7 +132,7 @@ void Executor::finish_job(Running& r, bool init_done) {
     pipe.open = false;
     pipe.read_end.reset();
   }
-  isolate::CgroupStats stats = r.cgroup->read_stats();
+  isolate::CgroupStats stats = stats_read ? *stats_read : r.cgroup->read_stats();
 
   JobResult& res = r.result;
   if (outcome.seccomp_denied_nr >= 0 && r.killed_for == VerdictFacts::Kill::kNone) {

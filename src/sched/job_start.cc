@@ -250,23 +250,47 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     if (r.limits.has_cpus()) cg_limits.cpuset_cpus = r.limits.cpus();
     if (r.limits.has_cpu_quota_percent())
       cg_limits.cpu_quota_percent = r.limits.cpu_quota_percent();
-    r.cgroup = cgroup_pool_
-                   ? cgroup_pool_->acquire(cg_limits)
-                   : cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
-    r.cpu_parallelism = cpu_parallelism(r.limits, cpus_);
-    if (!perf_support_) {
-      perf_support_ = std::make_unique<isolate::PerfSupport>(
-          isolate::probe_perf(r.cgroup->v2_dir_path(), false));
-    }
-    r.perf = open_job_counters(*perf_support_, r.cgroup->v2_dir_path(), r.result);
-    const bool own_pinning = r.limits.has_cpus() && !r.cgroup->pins_cpus();
-    if (slots_ && spec.bind_size() == 0 && !r.scratch && !spec.seccomp_log() && !own_pinning &&
+    // A slot, for a job that needs nothing of its own (its CPUs pinned by a cgroup, when it
+    // pins them). Its filter is attached once to the slot's init, which lets the job's first
+    // process take its cgroup namespace (SeccompReporting::cgroup_unshare).
+    std::unique_ptr<isolate::Slot> slot;
+    if (slots_ && spec.bind_size() == 0 && !r.scratch && !spec.seccomp_log() &&
         isolate::slot_capable(profile)) {
-      // A slot: the filter is attached once to its init, which lets the job's first process
-      // take its cgroup namespace (SeccompReporting::cgroup_unshare).
       reporting.cgroup_unshare = true;
-      config.seccomp = seccomp_cache_->get(&profile, reporting);
-      std::unique_ptr<isolate::Slot> slot = slots_->acquire(profile, config.seccomp);
+      isolate::SeccompProgram* slot_seccomp = seccomp_cache_->get(&profile, reporting);
+      slot = slots_->acquire(profile, slot_seccomp);
+      config.seccomp = slot_seccomp;
+      // The slot's last job's cgroup, when it can count this job exactly from here.
+      if (slot->cgroup && slot->cgroup->reuse(cg_limits)) {
+        r.cgroup = std::move(slot->cgroup);
+        ++cgroups_reused_;
+      }
+      slot->cgroup.reset();  // not reusable: removed now (it is empty)
+    }
+    bool own_pinning = false;
+    try {
+      if (!r.cgroup) {
+        r.cgroup = cgroup_pool_
+                       ? cgroup_pool_->acquire(cg_limits)
+                       : cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
+      }
+      r.cpu_parallelism = cpu_parallelism(r.limits, cpus_);
+      if (!perf_support_) {
+        perf_support_ = std::make_unique<isolate::PerfSupport>(
+            isolate::probe_perf(r.cgroup->v2_dir_path(), false));
+      }
+      r.perf = open_job_counters(*perf_support_, r.cgroup->v2_dir_path(), r.result);
+      own_pinning = r.limits.has_cpus() && !r.cgroup->pins_cpus();
+    } catch (const Error&) {
+      if (slot) slots_->release(std::move(slot));  // not started: still ready
+      throw;
+    }
+    if (slot && own_pinning) {
+      // Pinned by this thread's affinity at a fresh jail's clone: not in a slot.
+      slots_->release(std::move(slot));
+      config.seccomp = seccomp;
+    }
+    if (slot) {
       try {
         slot->start(config, *r.cgroup);
       } catch (const Error&) {
