@@ -94,8 +94,13 @@ constexpr int kStagingFlags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
   raw::exit_group(127);
 }
 
-// mkdir -p without allocation; existing directories are fine.
+// mkdir -p without allocation; existing directories are fine. Most parents exist already (a
+// root's directories are made top-down): one mkdir, and the walk from the top only when one
+// is missing.
 long mkdir_p(const char* path, int mode) {
+  long first = call(SYS_mkdir, path, mode);
+  if (first == 0 || first == -EEXIST) return 0;
+  if (first != -ENOENT) return first;
   char buf[4096];
   size_t len = raw::strlen(path);
   if (len >= sizeof buf) return -ENAMETOOLONG;

@@ -89,6 +89,8 @@ void probe_hardware(const std::string& cgroup_dir, PerfSupport& out) {
   }
 }
 
+}  // namespace
+
 void probe_cpu_clock(const std::string& cgroup_dir, PerfSupport& out) {
   if (cgroup_dir.empty()) {
     out.cpu_clock_detail = "no cgroup2 hierarchy (the task-clock of a cgroup needs one)";
@@ -111,12 +113,14 @@ void probe_cpu_clock(const std::string& cgroup_dir, PerfSupport& out) {
   }
 }
 
-}  // namespace
-
-PerfSupport probe_perf(const std::string& cgroup_dir) {
+PerfSupport probe_perf(const std::string& cgroup_dir, bool with_cpu_clock) {
   PerfSupport out;
   probe_hardware(cgroup_dir, out);
-  probe_cpu_clock(cgroup_dir, out);
+  if (with_cpu_clock) {
+    probe_cpu_clock(cgroup_dir, out);
+  } else {
+    out.cpu_clock_detail = "not probed";
+  }
   return out;
 }
 

@@ -38,7 +38,11 @@ struct PerfSupport {
 
 // Probes by opening (and closing) a counter on this thread, then on `cgroup_dir` (a v2 cgroup
 // directory; "" when there is none).
-PerfSupport probe_perf(const std::string& cgroup_dir);
+// with_cpu_clock false: the hardware counters only (an executor probes the task-clock only
+// when its CPU limits need it: opening it costs an IPI to each CPU).
+PerfSupport probe_perf(const std::string& cgroup_dir, bool with_cpu_clock = true);
+// PerfSupport::cpu_clock and its detail alone.
+void probe_cpu_clock(const std::string& cgroup_dir, PerfSupport& out);
 
 // The steal time the kernel has accounted since boot, in USER_HZ ticks (the steal column of
 // /proc/stat's cpu line; 0 without a paravirt steal clock, or when it cannot be read).

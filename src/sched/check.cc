@@ -59,7 +59,7 @@ CheckReport check_system(const std::string& cgroup_parent) {
     // The method the executor would choose (kicks, else the task-clock, else the usage alone).
     std::string v2_parent;
     if (cgroups && !cgroups->info().v2_mount.empty()) v2_parent = cgroups->parent_dirs().front();
-    sched::CpuLimitMethods cpu(sched::CpuLimitMethod::kAuto, isolate::probe_perf(v2_parent));
+    sched::CpuLimitMethods cpu(sched::CpuLimitMethod::kAuto, v2_parent, /*eager=*/true);
     print("{:<22} {:<8} {:<9} {}\n", "cpu-limit method", to_string(cpu.method()), "in use",
           cpu.detail());
   }

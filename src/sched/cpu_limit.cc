@@ -245,17 +245,24 @@ CpuLimitParams with_methods(CpuLimitParams params, bool has_clock, bool exact_us
 }  // namespace
 
 CpuLimitWatch::CpuLimitWatch(CpuLimitParams params, const std::string& cgroup_dir,
-                             isolate::CpuKicker* kicker, std::vector<int> cpus)
-    : clock_dir_(kicker ? std::string() : cgroup_dir),
-      kicker_(kicker),
+                             CpuLimitMethods* kicks, std::vector<int> cpus)
+    : clock_dir_(kicks ? std::string() : cgroup_dir),
+      kicks_(kicks),
       cpus_(std::move(cpus)),
-      tracker_(with_methods(params, !cgroup_dir.empty(), kicker != nullptr)) {}
+      tracker_(with_methods(params, !cgroup_dir.empty(), kicks != nullptr)) {}
 
 CpuLimitWatch::~CpuLimitWatch() = default;
 
 CpuCheck CpuLimitWatch::check(const isolate::JobCgroup& cgroup) {
   CpuSample s;
   s.now_ns = isolate::monotonic_now_ns();
+  // The first check comes a tick or more before the end could: the kickers start here, once
+  // per executor, off the kill's path.
+  if (kicks_ && !kicker_) {
+    kicker_ = kicks_->kicker();
+    if (!kicker_) kicks_ = nullptr;  // they failed: U alone for this job, as after a failed kick
+    s.now_ns = isolate::monotonic_now_ns();
+  }
   // The kick comes before U's read: U is then exact as of the kick.
   if (kicker_ && tracker_.wants_exact()) s.exact = kicker_->kick(cpus_, kKickTimeoutNs);
   s.usage_us = cgroup.read_cpu_usec();
@@ -276,39 +283,69 @@ CpuCheck CpuLimitWatch::check(const isolate::JobCgroup& cgroup) {
   return tracker_.observe(s);
 }
 
-CpuLimitMethods::CpuLimitMethods(CpuLimitMethod wanted, const isolate::PerfSupport& perf) {
-  std::string kick_why_not;
+CpuLimitMethods::CpuLimitMethods(CpuLimitMethod wanted, std::string cgroup_dir, bool eager)
+    : wanted_(wanted), cgroup_dir_(std::move(cgroup_dir)) {
   if (wanted == CpuLimitMethod::kAuto || wanted == CpuLimitMethod::kKick) {
-    kicker_ = isolate::CpuKicker::start(isolate::online_cpus(), &kick_why_not);
-    if (kicker_ && !kicker_->kick({}, kKickTimeoutNs)) {
-      kicker_.reset();
-      kick_why_not = "a test kick timed out";
-    }
-    if (kicker_) {
-      method_ = CpuLimitMethod::kKick;
-      detail_ = fmt::format(
-          "exact cgroup usage near the end: a SCHED_FIFO kicker on each of {} CPUs preempts the "
-          "job's threads, which charges them (no perf, steal left out)",
-          kicker_->cpus().size());
-      return;
-    }
-    kick_why_not = "no kick (" + kick_why_not + ")";
+    method_ = CpuLimitMethod::kKick;
+    kick_pending_ = true;
+    detail_ =
+        "exact cgroup usage near the end: a SCHED_FIFO kicker on each CPU preempts the job's "
+        "threads, which charges them (no perf, steal left out); started when a job first nears "
+        "its limit";
+    if (eager) start_kickers();
+    return;
   }
-  const bool forced = wanted == CpuLimitMethod::kTaskClock;
-  if (wanted == CpuLimitMethod::kAuto || forced) {
+  fall_back("");
+}
+
+void CpuLimitMethods::start_kickers() {
+  kick_pending_ = false;
+  std::string why_not;
+  kicker_ = isolate::CpuKicker::start(isolate::online_cpus(), &why_not);
+  if (kicker_ && !kicker_->kick({}, kKickTimeoutNs)) {
+    kicker_.reset();
+    why_not = "a test kick timed out";
+  }
+  if (!kicker_) {
+    fall_back("no kick (" + why_not + ")");
+    return;
+  }
+  detail_ = fmt::format(
+      "exact cgroup usage near the end: a SCHED_FIFO kicker on each of {} CPUs preempts the "
+      "job's threads, which charges them (no perf, steal left out)",
+      kicker_->cpus().size());
+}
+
+isolate::CpuKicker* CpuLimitMethods::kicker() {
+  if (kick_pending_) start_kickers();
+  return kicker_.get();
+}
+
+void CpuLimitMethods::fall_back(const std::string& kick_why_not) {
+  const bool forced = wanted_ == CpuLimitMethod::kTaskClock;
+  if (wanted_ == CpuLimitMethod::kAuto || forced) {
+    // Probed only now: opening a cgroup's task-clock costs an IPI to each CPU.
+    isolate::PerfSupport perf;
+    isolate::probe_cpu_clock(cgroup_dir_, perf);
     if (perf.cpu_clock || forced) {
       method_ = CpuLimitMethod::kTaskClock;
       detail_ = fmt::format("{}cgroup usage and perf task-clock: {}", forced ? "forced: " : "",
                             perf.cpu_clock_detail);
+      if (!kick_why_not.empty()) detail_ += "; " + kick_why_not;
       return;
     }
+    method_ = CpuLimitMethod::kUsage;
+    std::vector<std::string> why;
+    if (!kick_why_not.empty()) why.push_back(kick_why_not);
+    if (!forced) why.push_back("no task-clock (" + perf.cpu_clock_detail + ")");
+    detail_ =
+        fmt::format("cgroup usage alone, up to a tick per CPU late: {}", fmt::join(why, "; "));
+    return;
   }
   method_ = CpuLimitMethod::kUsage;
   std::vector<std::string> why;
   if (!kick_why_not.empty()) why.push_back(kick_why_not);
-  if (wanted == CpuLimitMethod::kAuto)
-    why.push_back("no task-clock (" + perf.cpu_clock_detail + ")");
-  if (wanted == CpuLimitMethod::kUsage) why.push_back("forced");
+  why.push_back("forced");
   detail_ = fmt::format("cgroup usage alone, up to a tick per CPU late: {}", fmt::join(why, "; "));
 }
 
@@ -316,10 +353,10 @@ CpuLimitMethods::~CpuLimitMethods() = default;
 
 std::unique_ptr<CpuLimitWatch> CpuLimitMethods::watch(const CpuLimitParams& params,
                                                       const std::string& cgroup_dir,
-                                                      std::vector<int> cpus) const {
+                                                      std::vector<int> cpus) {
   switch (method_) {
     case CpuLimitMethod::kKick:
-      return std::make_unique<CpuLimitWatch>(params, std::string(), kicker_.get(), std::move(cpus));
+      return std::make_unique<CpuLimitWatch>(params, std::string(), this, std::move(cpus));
     case CpuLimitMethod::kTaskClock:
       return std::make_unique<CpuLimitWatch>(params, cgroup_dir);
     default:

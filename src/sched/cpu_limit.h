@@ -179,13 +179,15 @@ uint64_t kernel_tick_ns();
 // the end: most jobs end well under their limit, and opening and closing the counters costs
 // jailpool an IPI to each CPU (tens to hundreds of µs under PVM). It counts from its opening,
 // which changes nothing: the tracker uses P only in differences with U (P - e).
+class CpuLimitMethods;
+
 class CpuLimitWatch {
  public:
   // Will open the task-clock of `cgroup_dir` when it is not "" (a failure only leaves it out).
-  // With a `kicker` (which must outlive the watch), kicks `cpus` (all when empty) for an exact
-  // U near the end instead.
+  // With `kicks` (which must outlive the watch), kicks `cpus` (all when empty) for an exact U
+  // near the end instead: the kickers are asked for at the first check (see CpuLimitMethods).
   CpuLimitWatch(CpuLimitParams params, const std::string& cgroup_dir,
-                isolate::CpuKicker* kicker = nullptr, std::vector<int> cpus = {});
+                CpuLimitMethods* kicks = nullptr, std::vector<int> cpus = {});
   ~CpuLimitWatch();
   CpuLimitWatch(const CpuLimitWatch&) = delete;
   CpuLimitWatch& operator=(const CpuLimitWatch&) = delete;
@@ -199,17 +201,23 @@ class CpuLimitWatch {
  private:
   std::string clock_dir_;  // "" once opened or when there is none
   std::unique_ptr<isolate::JobCpuClock> clock_;
-  isolate::CpuKicker* kicker_;
+  CpuLimitMethods* kicks_;
+  isolate::CpuKicker* kicker_ = nullptr;  // from kicks_, at the first check
   std::vector<int> cpus_;
   CpuLimitTracker tracker_;
 };
 
 // The method an executor's CPU limits use, chosen once by trying (kick: the kickers start as
-// SCHED_FIFO and a kick completes; task-clock: PerfSupport::cpu_clock, or forced), with why.
+// SCHED_FIFO and a kick completes; task-clock: isolate::probe_cpu_clock, or forced), with why.
+// The kickers start, and are tried, when a job first nears its limit (its first check, a tick
+// or more before the end): most runs (a `jailpool run` of a short job) never need them, and
+// starting them costs threads and a test kick. Should they fail then, the method falls back
+// for the jobs that follow (and that job's end is read from U alone, as after a failed kick).
 class CpuLimitMethods {
  public:
-  // `perf` as probed on the jobs' v2 cgroup parent. kAuto: the best that runs here.
-  CpuLimitMethods(CpuLimitMethod wanted, const isolate::PerfSupport& perf);
+  // `cgroup_dir`: a v2 cgroup where the task-clock is probed if it is needed ("" when none).
+  // kAuto: the best that runs here. eager: try the kickers now (`jailpool check`).
+  CpuLimitMethods(CpuLimitMethod wanted, std::string cgroup_dir, bool eager = false);
   ~CpuLimitMethods();
   CpuLimitMethods(const CpuLimitMethods&) = delete;
   CpuLimitMethods& operator=(const CpuLimitMethods&) = delete;
@@ -220,11 +228,21 @@ class CpuLimitMethods {
   // A job's watch: `cgroup_dir` is its v2 cgroup ("" when none), `cpus` the CPUs it may run on
   // (empty: any).
   std::unique_ptr<CpuLimitWatch> watch(const CpuLimitParams& params, const std::string& cgroup_dir,
-                                       std::vector<int> cpus) const;
+                                       std::vector<int> cpus);
+
+  // The kickers, started (and tried) at the first call; null when they failed (the method has
+  // then fallen back) or the method is not kick.
+  isolate::CpuKicker* kicker();
 
  private:
+  void start_kickers();
+  void fall_back(const std::string& kick_why_not);
+
+  CpuLimitMethod wanted_;
+  std::string cgroup_dir_;
   CpuLimitMethod method_ = CpuLimitMethod::kUsage;
   std::string detail_;
+  bool kick_pending_ = false;  // kick chosen, kickers not started yet
   std::unique_ptr<isolate::CpuKicker> kicker_;
 };
 

@@ -153,7 +153,29 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
   };
   auto report = [&](Running& r) {
     teardown(r);
-    on_result(std::move(r.result));
+    if (r.request.on_done) {
+      r.request.on_done(std::move(r.result));
+    } else {
+      on_result(std::move(r.result));
+    }
+  };
+  // A job of a group ended: with a failure, the others still running are killed (their pipes
+  // would otherwise keep them waiting up to their limits), unless the group keeps going.
+  auto end_in_group = [&](Running& r) {
+    JobGroup* group = r.group.get();
+    if (!group || group->keep_going || group->failed || r.result.status() == OK) return;
+    group->failed = true;
+    std::string reason = fmt::format("job {} of its group ended with {}", r.group_index,
+                                     Status_Name(r.result.status()));
+    for (uint64_t serial : group->serials) {
+      auto it = by_serial.find(serial);
+      if (serial == r.serial || it == by_serial.end()) continue;
+      Running& other = *it->second;
+      if (other.finished || other.killed_for != VerdictFacts::Kill::kNone) continue;
+      other.group_kill_reason = reason;
+      other.mark_killed(VerdictFacts::Kill::kGroup);
+      other.kill_job();
+    }
   };
 
   for (;;) {
@@ -190,13 +212,36 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
         break;
       }
-      start_job(std::move(*request), running);
-      Running& r = *running.back();
-      if (r.finished) {
-        report(r);
-        running.pop_back();
-      } else {
+      // A group starts whole, even past the parallelism: its jobs may wait on each other.
+      std::vector<JobRequest> group_rest = std::move(request->group_rest);
+      std::shared_ptr<JobGroup> group;
+      if (!group_rest.empty()) {
+        group = std::make_shared<JobGroup>();
+        group->keep_going = request->keep_going;
+      }
+      std::vector<Running*> started;
+      for (size_t i = 0; i <= group_rest.size(); ++i) {
+        start_job(std::move(i == 0 ? *request : group_rest[i - 1]), running);
+        Running& r = *running.back();
+        r.group = group;
+        r.group_index = i;
+        if (group) group->serials.push_back(r.serial);
         by_serial[r.serial] = &r;
+        started.push_back(&r);
+      }
+      // Jobs that failed to start are reported after the whole group has started, so that
+      // their failure can end the others.
+      for (Running* r : started) {
+        if (!r->finished) continue;
+        end_in_group(*r);
+        by_serial.erase(r->serial);
+        report(*r);
+        for (auto jt = running.begin(); jt != running.end(); ++jt) {
+          if (jt->get() == r) {
+            running.erase(jt);
+            break;
+          }
+        }
       }
     }
     if (running.empty() && (source_done || stop != 0) && rmdirs.empty() && exiting_.empty()) {
@@ -352,6 +397,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         r.finished = true;
       }
       if (r.finished) {
+        end_in_group(r);
         by_serial.erase(r.serial);
         report(r);
         for (auto jt = running.begin(); jt != running.end(); ++jt) {

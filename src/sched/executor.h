@@ -2,6 +2,7 @@
 // into a JobResult with exact accounting and a verdict. `jailpool run` is a batch of one.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/unique_fd.h"
 #include "jailpool.pb.h"
@@ -58,6 +60,19 @@ struct ExecutorOptions {
 struct JobRequest {
   JobSpec spec;
   const Profile* profile = nullptr;  // must outlive the job
+  // Fds a front end hands over for the job's stdin, stdout and stderr (index 0..2), used
+  // instead of spec.stdin/stdout/stderr where valid: the ends of pipes between the jobs of a
+  // group, a memfd with the stdin's bytes. The executor owns them and closes them once the job
+  // holds its copies. An output given this way is not captured nor counted.
+  std::array<UniqueFd, 3> stdio;
+  // Jobs started together with this one (an interactive group: this job is the group's job 0,
+  // these are 1..n), even past the parallelism, so that pipes between them never wait on a
+  // queue. When a job of the group ends with any status but OK, the others still running are
+  // killed (SIGNALED, the message names the job that ended), unless keep_going.
+  std::vector<JobRequest> group_rest;
+  bool keep_going = false;
+  // Called on the loop thread with this job's result instead of the run's OnResult, when set.
+  std::function<void(JobResult&&)> on_done;
 };
 
 class Executor {
@@ -141,7 +156,8 @@ struct VerdictFacts {
     kWallTime,
     kOutput,
     kInterrupted,
-    kSeccomp  // a denied call, reported by the job's seccomp listener
+    kSeccomp,  // a denied call, reported by the job's seccomp listener
+    kGroup     // another job of its group ended with a failure (JobRequest::group_rest)
   } killed_for = Kill::kNone;
   bool exited = false;  // the job's first process was reaped by its init
   int exit_code = 0;

@@ -67,9 +67,19 @@ struct OutputPipe {
   bool open = false;
 };
 
+// The jobs of one group (JobRequest::group_rest), by serial in the group's order.
+struct JobGroup {
+  std::vector<uint64_t> serials;
+  bool keep_going = false;
+  bool failed = false;  // a job ended with a failure: the others were killed
+};
+
 struct Executor::Running {
   uint64_t serial = 0;
   JobRequest request;
+  std::shared_ptr<JobGroup> group;  // null: a job alone
+  size_t group_index = 0;
+  std::string group_kill_reason;  // Kill::kGroup: which job ended, and how
   Limits limits;
   JobResult result;
   std::unique_ptr<isolate::JobCgroup> cgroup;

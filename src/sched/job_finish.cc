@@ -210,8 +210,12 @@ void Executor::finish_job(Running& r, bool init_done) {
       }
       break;
     case SIGNALED:
-      res.set_message(
-          fmt::format("killed by signal {} (SIG{})", facts.signal, signal_name(facts.signal)));
+      if (r.killed_for == VerdictFacts::Kill::kGroup) {
+        res.set_message(fmt::format("killed: {}", r.group_kill_reason));
+      } else {
+        res.set_message(
+            fmt::format("killed by signal {} (SIG{})", facts.signal, signal_name(facts.signal)));
+      }
       break;
     case NONZERO_EXIT:
       res.set_message(fmt::format("exit code {}", facts.exit_code));

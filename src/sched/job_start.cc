@@ -166,9 +166,11 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     }
     isolate::check_program(config);  // before anything is opened, created or started
 
-    // stdin: a host file, jailpool's own stdin, or /dev/null.
+    // stdin: the front end's fd, a host file, jailpool's own stdin, or /dev/null.
     UniqueFd in;
-    if (spec.stdin().has_path()) {
+    if (r.request.stdio[0]) {
+      in = std::move(r.request.stdio[0]);
+    } else if (spec.stdin().has_path()) {
       in = open_host_file(spec.stdin().path(), O_RDONLY, "stdin");
     } else if (spec.stdin().has_inherit() && spec.stdin().inherit()) {
       int fd = fcntl(options_.inherit_fds[0], F_DUPFD_CLOEXEC, 3);
@@ -182,6 +184,11 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     for (int i = 0; i < 2; ++i) {
       const Stream& stream = i == 0 ? spec.stdout() : spec.stderr();
       const char* field = i == 0 ? "stdout" : "stderr";
+      if (r.request.stdio[i + 1]) {  // the front end's: a pipe to another job of the group
+        config.stdio[i + 1] = r.request.stdio[i + 1].get();
+        r.job_side_fds.push_back(std::move(r.request.stdio[i + 1]));
+        continue;
+      }
       if (stream.has_path()) {
         int flags = O_WRONLY | O_CREAT | (stream.append() ? O_APPEND : O_TRUNC);
         UniqueFd fd = open_host_file(stream.path(), flags, field);
@@ -216,8 +223,8 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
                    : cgroups_->create(fmt::format("job-{}-{}", getpid(), r.serial), cg_limits);
     r.cpu_parallelism = cpu_parallelism(r.limits, cpus_);
     if (!perf_support_) {
-      perf_support_ =
-          std::make_unique<isolate::PerfSupport>(isolate::probe_perf(r.cgroup->v2_dir_path()));
+      perf_support_ = std::make_unique<isolate::PerfSupport>(
+          isolate::probe_perf(r.cgroup->v2_dir_path(), false));
     }
     r.perf = open_job_counters(*perf_support_, r.cgroup->v2_dir_path(), r.result);
     const bool own_pinning = r.limits.has_cpus() && !r.cgroup->pins_cpus();
@@ -288,8 +295,11 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     // Kicks of the CPUs the job may run on, or the task-clock of its cgroup (opened near the
     // limit only), or U alone: whatever runs here (CpuLimitMethods), chosen once.
     if (!cpu_methods_) {
-      cpu_methods_ = std::make_unique<CpuLimitMethods>(
-          options_.cpu_limit_method, perf_support_ ? *perf_support_ : isolate::PerfSupport());
+      // The task-clock, if it comes to that, is probed on the jobs' v2 parent (this job's
+      // cgroup may be gone by then).
+      std::string v2_parent;
+      if (!cgroups_->info().v2_mount.empty()) v2_parent = cgroups_->parent_dirs().front();
+      cpu_methods_ = std::make_unique<CpuLimitMethods>(options_.cpu_limit_method, v2_parent);
     }
     std::vector<int> job_cpus;
     if (r.limits.has_cpus()) job_cpus = isolate::parse_cpu_list(r.limits.cpus());

@@ -22,6 +22,10 @@ Status decide_status(const VerdictFacts& f) {
       return INTERNAL_ERROR;
     case Kill::kSeccomp:
       return SECCOMP_VIOLATION;
+    case Kill::kGroup:
+      // Killed because another job of its group failed, unless it had ended by itself first.
+      if (!f.exited || f.signal != 0) return SIGNALED;
+      break;
     case Kill::kNone:
       break;
   }
