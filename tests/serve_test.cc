@@ -61,7 +61,8 @@ TEST_F(ServeTest, StdinBytesReachTheJob) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.results_size(), 1);
   EXPECT_EQ(response.results(0).status(), OK) << describe(response.results(0));
-  EXPECT_EQ(response.results(0).stdout(), input);
+  EXPECT_EQ(response.results(0).stdout().size(), input.size());
+  EXPECT_TRUE(response.results(0).stdout() == input) << "not the bytes sent";
 }
 
 TEST_F(ServeTest, ExecStreamAnswersEveryRequestOnceMatchedById) {

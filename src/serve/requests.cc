@@ -24,7 +24,7 @@ namespace {
 constexpr const char* kNoHostPaths =
     "host paths are not allowed on this server (send content, or a cached file_id)";
 
-// The bytes in a sealed memfd, read from its start by whoever opens /proc/self/fd/N.
+// The bytes in a sealed memfd, at offset 0: the job's stdin.
 UniqueFd memfd_with(const std::string& bytes) {
   UniqueFd fd(::memfd_create("jailpool-stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) throw_errno("memfd_create");
@@ -36,6 +36,7 @@ UniqueFd memfd_with(const std::string& bytes) {
     done += static_cast<size_t>(n);
   }
   (void)::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  if (::lseek(fd.get(), 0, SEEK_SET) < 0) throw_errno("lseek memfd");  // the job reads from 0
   return fd;
 }
 
@@ -93,12 +94,37 @@ std::vector<std::string> Profiles::names() const {
 PreparedGroup prepare_group(const ExecRequest& request, const PrepareContext& ctx) {
   PreparedGroup group;
   if (request.jobs_size() == 0) invalid("jobs", "empty (nothing to run)");
-  if (request.jobs_size() > 1 || request.pipes_size() > 0) {
-    invalid(request.jobs_size() > 1 ? "jobs" : "pipes",
-            "groups of jobs are not supported by this server yet");
+  const int n = request.jobs_size();
+  // Pipes: from a job's stdout or stderr to a job's stdin, each end used once.
+  std::map<std::pair<uint32_t, uint32_t>, int> piped;  // (job, fd) -> pipe index
+  for (int k = 0; k < request.pipes_size(); ++k) {
+    const Pipe& p = request.pipes(k);
+    const std::string field = fmt::format("pipes[{}]", k);
+    if (!p.has_from()) invalid(field + ".from", "missing");
+    if (!p.has_to()) invalid(field + ".to", "missing");
+    for (const auto& [end, name] : {std::pair{&p.from(), "from"}, std::pair{&p.to(), "to"}}) {
+      if (end->job() >= static_cast<uint32_t>(n)) {
+        invalid(fmt::format("{}.{}.job", field, name),
+                fmt::format("{} is not a job of the request (it has {})", end->job(), n));
+      }
+    }
+    if (p.from().fd() != 1 && p.from().fd() != 2) {
+      invalid(field + ".from.fd", fmt::format("{}: a pipe starts at fd 1 or 2", p.from().fd()));
+    }
+    if (p.to().fd() != 0) {
+      invalid(field + ".to.fd", fmt::format("{}: a pipe ends at fd 0", p.to().fd()));
+    }
+    for (const auto& [end, name] : {std::pair{&p.from(), "from"}, std::pair{&p.to(), "to"}}) {
+      auto [it, inserted] = piped.emplace(std::pair{end->job(), end->fd()}, k);
+      if (!inserted) {
+        invalid(fmt::format("{}.{}", field, name),
+                fmt::format("job {}'s fd {} is also an end of pipes[{}]", end->job(), end->fd(),
+                            it->second));
+      }
+    }
   }
   const bool host = ctx.allow_host_paths;
-  for (int i = 0; i < request.jobs_size(); ++i) {
+  for (int i = 0; i < n; ++i) {
     const std::string job_field = fmt::format("jobs[{}]", i);
     JobSpec spec = request.jobs(i);
     const Profile* profile = ctx.profiles->find(spec.profile());
@@ -131,23 +157,34 @@ PreparedGroup prepare_group(const ExecRequest& request, const PrepareContext& ct
         group.cache_outs.emplace_back(i, k);
       }
     }
+    sched::JobRequest job;
     const Stream& in = spec.stdin();
     if (in.has_path() && !host) invalid(job_field + ".stdin.path", kNoHostPaths);
     if (in.has_inherit()) {
       invalid(job_field + ".stdin.inherit", "the server's own streams are not the job's");
     }
-    if (in.has_content() || in.has_file_id()) {
-      std::string path;
-      if (in.has_file_id()) {
-        FileCache::Pin pin = pin_or_throw(*ctx.cache, in.file_id(), job_field + ".stdin.file_id");
-        path = pin.path();
-        group.pins.push_back(std::move(pin));
-      } else {
-        UniqueFd fd = memfd_with(in.content());
-        path = fmt::format("/proc/self/fd/{}", fd.get());
-        group.held_fds.push_back(std::move(fd));
+    for (int fd = 0; fd < 3; ++fd) {
+      const Stream& stream = fd == 0 ? spec.stdin() : fd == 1 ? spec.stdout() : spec.stderr();
+      auto it = piped.find({static_cast<uint32_t>(i), static_cast<uint32_t>(fd)});
+      if (it != piped.end() && stream.target_case() != Stream::TARGET_NOT_SET) {
+        invalid(fmt::format("{}.{}", job_field,
+                            fd == 0   ? "stdin"
+                            : fd == 1 ? "stdout"
+                                      : "stderr"),
+                fmt::format("set, and also an end of pipes[{}]", it->second));
       }
-      spec.mutable_stdin()->set_path(path);
+    }
+    if (in.has_content() || in.has_file_id()) {
+      if (in.has_file_id()) {
+        // The open file is the job's: what the cache does with the entry meanwhile is no matter.
+        FileCache::Pin pin = pin_or_throw(*ctx.cache, in.file_id(), job_field + ".stdin.file_id");
+        UniqueFd fd(::open(pin.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd) throw_errno("open " + pin.path());
+        job.stdio[0] = std::move(fd);
+      } else {
+        job.stdio[0] = memfd_with(in.content());
+      }
+      spec.clear_stdin();
     }
     check_output_stream(spec.stdout(), job_field + ".stdout", host);
     check_output_stream(spec.stderr(), job_field + ".stderr", host);
@@ -157,10 +194,15 @@ PreparedGroup prepare_group(const ExecRequest& request, const PrepareContext& ct
       invalid(job_field + "." + e.field(), std::string_view(e.what()).substr(std::min(
                                                e.field().size() + 2, std::strlen(e.what()))));
     }
-    sched::JobRequest job;
     job.spec = std::move(spec);
     job.profile = profile;
     group.jobs.push_back(std::move(job));
+  }
+  for (const Pipe& p : request.pipes()) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) < 0) throw_errno("pipe2");
+    group.jobs[p.to().job()].stdio[0].reset(fds[0]);
+    group.jobs[p.from().job()].stdio[p.from().fd()].reset(fds[1]);
   }
   return group;
 }

@@ -44,15 +44,13 @@ struct PrepareContext {
   bool allow_host_paths = false;
 };
 
-// A request ready for the executor.
+// A request ready for the executor: its pipes and stdin bytes are fds of JobRequest::stdio.
 struct PreparedGroup {
   std::vector<sched::JobRequest> jobs;  // in the order of ExecRequest.jobs
   // Cache entries the jobs read: kept until the group has ended.
   std::vector<FileCache::Pin> pins;
   // What the jobs' results must have put into the cache: (job, copy_out index).
   std::vector<std::pair<int, int>> cache_outs;
-  // Fds the jobs' specs name by path (stdin bytes in memfds), open until the group has ended.
-  std::vector<UniqueFd> held_fds;
 };
 
 // Checks and resolves `request`; throws RequestError.

@@ -18,10 +18,9 @@ using isolate::monotonic_now_ns;
 
 struct Service::Group {
   std::string id;
-  std::vector<std::string> job_ids;
-  PreparedGroup prepared;  // its pins, fds and cache_outs (the jobs went to the executor)
+  PreparedGroup prepared;  // its pins and cache_outs (the jobs went to the executor)
   std::vector<JobResult> results;
-  size_t remaining = 0;  // under Service::mu_
+  size_t remaining = 0;  // on the loop thread only
   std::function<void(ExecResponse&&)> reply;
   uint64_t submit_ns = 0;
 };
@@ -66,44 +65,30 @@ grpc::Status Service::start(const ExecRequest& request, std::function<void(ExecR
   group->results.resize(request.jobs_size());
   group->remaining = request.jobs_size();
   group->submit_ns = monotonic_now_ns();
-  const uint64_t serial = ++next_group_;
   std::vector<sched::JobRequest>& jobs = group->prepared.jobs;
-  std::vector<std::string> internal;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    group->job_ids.push_back(jobs[i].spec.id());
-    internal.push_back(fmt::format("#{}.{}", serial, i));
-    jobs[i].spec.set_id(internal.back());
+  const size_t count = jobs.size();
+  for (size_t i = 0; i < count; ++i) {
+    // On the loop thread; the group's answer goes to a worker.
+    jobs[i].on_done = [this, group, i](JobResult&& r) { job_done(group, i, std::move(r)); };
   }
+  // The group is one entry of the queue: its jobs start together.
+  sched::JobRequest first = std::move(jobs.front());
+  for (size_t i = 1; i < count; ++i) first.group_rest.push_back(std::move(jobs[i]));
+  first.keep_going = request.keep_going();
+  jobs.clear();
   std::lock_guard lock(mu_);
   if (stopped_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping");
-  for (size_t i = 0; i < jobs.size(); ++i) jobs_[internal[i]] = {group, static_cast<int>(i)};
-  // The group is one entry of the queue: its jobs start together.
-  sched::JobRequest& first = jobs.front();
   if (!config_.queue->try_submit(first)) {
-    for (const auto& id : internal) jobs_.erase(id);
     config_.metrics->requests_refused_full++;
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         fmt::format("the queue is full ({} requests waiting for {} places to run)",
                                     config_.queue_capacity, config_.parallelism));
   }
-  config_.metrics->jobs_in_flight += static_cast<int64_t>(jobs.size());
-  jobs.clear();
+  config_.metrics->jobs_in_flight += static_cast<int64_t>(count);
   return grpc::Status::OK;
 }
 
-void Service::on_result(JobResult&& result) {
-  std::shared_ptr<Group> group;
-  int index = 0;
-  bool last = false;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(result.id());
-    if (it == jobs_.end()) return;  // not ours (cannot happen)
-    group = std::move(it->second.first);
-    index = it->second.second;
-    jobs_.erase(it);
-    last = --group->remaining == 0;
-  }
+void Service::job_done(const std::shared_ptr<Group>& group, size_t index, JobResult&& result) {
   config_.metrics->jobs_in_flight--;
   config_.metrics->count_job(result);
   uint64_t elapsed_us = (monotonic_now_ns() - group->submit_ns) / 1000;
@@ -113,9 +98,8 @@ void Service::on_result(JobResult&& result) {
     if (auto* t = config_.executor->templates()) config_.metrics->templates_idle = t->stats().idle;
     if (auto* s = config_.executor->slots()) config_.metrics->slots_idle = s->idle();
   }
-  result.set_id(group->job_ids[index]);
   group->results[index] = std::move(result);
-  if (last) config_.work->post([this, group] { finish_group(group); });
+  if (--group->remaining == 0) config_.work->post([this, group] { finish_group(group); });
 }
 
 void Service::finish_group(const std::shared_ptr<Group>& group) {
@@ -133,7 +117,6 @@ void Service::finish_group(const std::shared_ptr<Group>& group) {
     }
   }
   group->prepared.pins.clear();
-  group->prepared.held_fds.clear();
   ExecResponse response;
   response.set_id(group->id);
   for (JobResult& r : group->results) *response.add_results() = std::move(r);
@@ -148,14 +131,20 @@ void Service::executor_stopped() {
     stopped_ = true;
     while (auto job = config_.queue->try_pop()) left.push_back(std::move(*job));
   }
-  for (sched::JobRequest& job : left) {
-    JobResult r;
-    r.set_id(job.spec.id());
-    r.set_status(INTERNAL_ERROR);
-    r.set_message("interrupted: the server stopped before the job started");
-    on_result(std::move(r));
+  for (sched::JobRequest& first : left) {
+    std::vector<sched::JobRequest*> group{&first};
+    for (auto& rest : first.group_rest) group.push_back(&rest);
+    for (sched::JobRequest* job : group) {
+      JobResult r;
+      r.set_id(job->spec.id());
+      r.set_status(INTERNAL_ERROR);
+      r.set_message("interrupted: the server stopped before the job started");
+      if (job->on_done) job->on_done(std::move(r));
+    }
   }
 }
+
+void Service::on_result(JobResult&&) {}  // every job has its on_done
 
 // --- Exec ---------------------------------------------------------------------------------------
 

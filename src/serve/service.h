@@ -44,7 +44,7 @@ class Service final : public jailpool::Executor::CallbackService {
   explicit Service(ServiceConfig config);
   ~Service() override;
 
-  // The executor's OnResult (its loop thread).
+  // The executor's OnResult: unused (each job has its on_done).
   void on_result(JobResult&& result);
   // The executor has returned: what is still queued is answered as interrupted, and nothing
   // more is accepted.
@@ -72,6 +72,8 @@ class Service final : public jailpool::Executor::CallbackService {
   // Checks, resolves and submits `request`. OK: `reply` is called once, on a worker thread,
   // with the response. Else the request was refused and nothing started.
   grpc::Status start(const ExecRequest& request, std::function<void(ExecResponse&&)> reply);
+  // A job's result, on the loop thread.
+  void job_done(const std::shared_ptr<Group>& group, size_t index, JobResult&& result);
   void finish_group(const std::shared_ptr<Group>& group);
   grpc::Status authorize(grpc::CallbackServerContext* context);
   bool draining() const { return draining_.load(); }
@@ -80,11 +82,8 @@ class Service final : public jailpool::Executor::CallbackService {
 
   ServiceConfig config_;
   std::atomic<bool> draining_{false};
-  std::atomic<uint64_t> next_group_{0};
-  std::mutex mu_;  // submissions and the jobs' owners
+  std::mutex mu_;  // submissions
   bool stopped_ = false;
-  // Running or queued jobs by their internal id ("#GROUP.JOB"), each with its group.
-  std::map<std::string, std::pair<std::shared_ptr<Group>, int>> jobs_;
   std::recursive_mutex streams_mu_;
   std::set<StreamReactor*> streams_;
 };
