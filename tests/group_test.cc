@@ -188,6 +188,28 @@ TEST_P(GroupTest, AWriterWhoseReaderIsGoneGetsSigpipe) {
   EXPECT_NE(results["writer"].status(), WALL_TIME_LIMIT_EXCEEDED) << describe(results["writer"]);
 }
 
+// A caller may change or free a profile once its jobs have started (a server reloads them):
+// the pool's templates, slots and seccomp programs follow the profile's content, not its
+// address. Here one Profile object changes its hostname between two jobs.
+TEST_P(GroupTest, JailsFollowTheProfilesContentNotItsAddress) {
+  std::vector<std::string> seen;
+  for (const char* name : {"first", "second", "first"}) {
+    profile_.set_hostname(name);
+    std::optional<JobRequest> next(shell(name, "hostname"));
+    executor_->run(
+        [&]() {
+          std::optional<JobRequest> out = std::move(next);
+          next.reset();
+          return out;
+        },
+        [&](JobResult&& r) {
+          EXPECT_EQ(r.status(), OK) << describe(r);
+          seen.push_back(r.stdout());
+        });
+  }
+  EXPECT_EQ(join(seen), "first\n\nsecond\n\nfirst\n\n");
+}
+
 // A job killed for its group's sake is SIGNALED, unless it had ended by itself before the kill
 // (its exit was still on the way when the other job's failure was handled).
 TEST(GroupVerdict, KilledForTheGroupUnlessItEndedFirst) {

@@ -35,6 +35,7 @@
 #include "pool/template_pool.h"
 #include "sched/cpu_limit.h"
 #include "sched/executor_internal.h"
+#include "sched/file_work.h"
 #include "sched/submission_queue.h"
 
 namespace jailpool::sched {
@@ -138,6 +139,36 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
   bool source_done = false;
   bool wake_armed = false;
   std::vector<Completion> completions;
+  // Groups whose copy_in is being made off the loop (FileWork), by key; and jobs whose
+  // copy_out is being collected, by serial. Both count against the parallelism.
+  struct Preparing {
+    JobRequest head;
+    std::vector<JobRequest> rest;
+    std::vector<PreparedFiles> files;  // one per job of the group
+  };
+  std::map<uint64_t, Preparing> preparing;
+  std::map<uint64_t, Running*> collecting;
+  constexpr uint64_t kPrepKey = 1ull << 63;
+  uint64_t next_prep = 0;
+  size_t file_work_pending = 0;
+  bool files_armed = false;
+  auto submit_file_work = [&](uint64_t key, std::function<void()> work) {
+    if (!file_work_) file_work_ = std::make_unique<FileWork>(2);
+    file_work_->submit(key, std::move(work));
+    ++file_work_pending;
+    if (!files_armed) {
+      loop_->watch_readable(file_work_->done_fd(), make_token(0, kFiles));
+      files_armed = true;
+    }
+  };
+  auto remove_running = [&](Running* r) {
+    for (auto jt = running.begin(); jt != running.end(); ++jt) {
+      if (jt->get() == r) {
+        running.erase(jt);
+        break;
+      }
+    }
+  };
 
   auto teardown = [&](Running& r) {
     uint64_t t0 = monotonic_now_ns();
@@ -151,13 +182,24 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
     }
     r.result.set_teardown_us((monotonic_now_ns() - t0) / 1000);
   };
-  auto report = [&](Running& r) {
+  auto report_now = [&](Running& r) {
     teardown(r);
     if (r.request.on_done) {
       r.request.on_done(std::move(r.result));
     } else {
       on_result(std::move(r.result));
     }
+  };
+  // A finished job: reported, or first its copy_out collected off the loop.
+  auto settle = [&](Running& r) {
+    by_serial.erase(r.serial);
+    if (r.collecting) {
+      collecting[r.serial] = &r;
+      submit_file_work(r.serial, [&r] { collect_files(r); });
+      return;
+    }
+    report_now(r);
+    remove_running(&r);
   };
   // A job of a group ended: with a failure, the others still running are killed (their pipes
   // would otherwise keep them waiting up to their limits), unless the group keeps going.
@@ -178,6 +220,36 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
     }
   };
 
+  // A group starts whole, even past the parallelism: its jobs may wait on each other.
+  // files: the jobs' working directories made off the loop (one per job), or null.
+  auto start_group = [&](JobRequest head, std::vector<JobRequest> rest,
+                         std::vector<PreparedFiles>* files) {
+    std::shared_ptr<JobGroup> group;
+    if (!rest.empty()) {
+      group = std::make_shared<JobGroup>();
+      group->keep_going = head.keep_going;
+    }
+    std::vector<Running*> started;
+    for (size_t i = 0; i <= rest.size(); ++i) {
+      PreparedFiles* prepared = nullptr;
+      if (files && ((i == 0 ? head : rest[i - 1]).spec.copy_in_size() > 0)) prepared = &(*files)[i];
+      start_job(std::move(i == 0 ? head : rest[i - 1]), running, prepared);
+      Running& r = *running.back();
+      r.group = group;
+      r.group_index = i;
+      if (group) group->serials.push_back(r.serial);
+      by_serial[r.serial] = &r;
+      started.push_back(&r);
+    }
+    // Jobs that failed to start are reported after the whole group has started, so that
+    // their failure can end the others.
+    for (Running* r : started) {
+      if (!r->finished) continue;
+      end_in_group(*r);
+      settle(*r);
+    }
+  };
+
   for (;;) {
     int stop = stop_.load(std::memory_order_relaxed);
     if (stop == 2) {
@@ -188,7 +260,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
       }
     }
-    while (!source_done && stop == 0 && running.size() < options_.parallelism) {
+    while (!source_done && stop == 0 && running.size() + preparing.size() < options_.parallelism) {
       std::optional<JobRequest> request;
       PullState state;
       try {
@@ -212,39 +284,30 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
         break;
       }
-      // A group starts whole, even past the parallelism: its jobs may wait on each other.
-      std::vector<JobRequest> group_rest = std::move(request->group_rest);
-      std::shared_ptr<JobGroup> group;
-      if (!group_rest.empty()) {
-        group = std::make_shared<JobGroup>();
-        group->keep_going = request->keep_going;
+      std::vector<JobRequest> rest = std::move(request->group_rest);
+      bool files = request->spec.copy_in_size() > 0;
+      for (const JobRequest& j : rest) files = files || j.spec.copy_in_size() > 0;
+      if (!files) {
+        start_group(std::move(*request), std::move(rest), nullptr);
+        continue;
       }
-      std::vector<Running*> started;
-      for (size_t i = 0; i <= group_rest.size(); ++i) {
-        start_job(std::move(i == 0 ? *request : group_rest[i - 1]), running);
-        Running& r = *running.back();
-        r.group = group;
-        r.group_index = i;
-        if (group) group->serials.push_back(r.serial);
-        by_serial[r.serial] = &r;
-        started.push_back(&r);
-      }
-      // Jobs that failed to start are reported after the whole group has started, so that
-      // their failure can end the others.
-      for (Running* r : started) {
-        if (!r->finished) continue;
-        end_in_group(*r);
-        by_serial.erase(r->serial);
-        report(*r);
-        for (auto jt = running.begin(); jt != running.end(); ++jt) {
-          if (jt->get() == r) {
-            running.erase(jt);
-            break;
-          }
+      // Copies run off the loop; the group starts when all its jobs' files are in place.
+      uint64_t key = kPrepKey | ++next_prep;
+      Preparing& p = preparing[key];
+      p.head = std::move(*request);
+      p.rest = std::move(rest);
+      p.files.resize(1 + p.rest.size());
+      for (PreparedFiles& f : p.files) f.request_ns = monotonic_now_ns();
+      submit_file_work(key, [&p] {
+        for (size_t i = 0; i < p.files.size(); ++i) {
+          const JobRequest& j = i == 0 ? p.head : p.rest[i - 1];
+          if (j.spec.copy_in_size() > 0) prepare_files(j.spec, *j.profile, p.files[i]);
         }
-      }
+      });
     }
-    if (running.empty() && (source_done || stop != 0) && rmdirs.empty() && exiting_.empty()) {
+    if (running.empty() && preparing.empty() && file_work_pending == 0 &&
+        (source_done || stop != 0) && rmdirs.empty() && exiting_.empty()) {
+      file_work_.reset();  // its threads and eventfd live as long as a run
       break;
     }
 
@@ -256,6 +319,33 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       if (kind == kWake) {
         wake_armed = false;
         if (on_wake) on_wake();
+        continue;
+      }
+      if (kind == kFiles) {
+        files_armed = false;
+        for (uint64_t key : file_work_->take_done()) {
+          --file_work_pending;
+          if (key & kPrepKey) {
+            auto it = preparing.find(key);
+            Preparing p = std::move(it->second);
+            preparing.erase(it);
+            start_group(std::move(p.head), std::move(p.rest), &p.files);
+            continue;
+          }
+          auto it = collecting.find(key);
+          Running& r = *it->second;
+          collecting.erase(it);
+          for (FileResult& f : r.collected) *r.result.add_files() = std::move(f);
+          r.collected.clear();
+          r.scratch.reset();
+          r.collecting = false;
+          report_now(r);
+          remove_running(&r);
+        }
+        if (file_work_pending > 0) {
+          loop_->watch_readable(file_work_->done_fd(), make_token(0, kFiles));
+          files_armed = true;
+        }
         continue;
       }
       if (kind == kRmdir || kind == kRmdirRetry) {
@@ -398,14 +488,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       }
       if (r.finished) {
         end_in_group(r);
-        by_serial.erase(r.serial);
-        report(r);
-        for (auto jt = running.begin(); jt != running.end(); ++jt) {
-          if (jt->get() == &r) {
-            running.erase(jt);
-            break;
-          }
-        }
+        settle(r);
       }
     }
   }

@@ -23,8 +23,9 @@ class Jail;
 struct PerfSupport;
 }  // namespace jailpool::isolate
 namespace jailpool::sched {
+class FileWork;
 class SubmissionQueue;
-}
+}  // namespace jailpool::sched
 namespace jailpool::pool {
 class TemplatePool;
 class CgroupPool;
@@ -59,7 +60,7 @@ struct ExecutorOptions {
 
 struct JobRequest {
   JobSpec spec;
-  const Profile* profile = nullptr;  // must outlive the job
+  const Profile* profile = nullptr;  // must live until the job starts (the executor keeps a copy)
   // Fds a front end hands over for the job's stdin, stdout and stderr (index 0..2), used
   // instead of spec.stdin/stdout/stderr where valid: the ends of pipes between the jobs of a
   // group, a memfd with the stdin's bytes. The executor owns them and closes them once the job
@@ -113,7 +114,16 @@ class Executor {
 
  private:
   struct Running;
-  void start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running);
+  struct PreparedFiles;
+  // prepared: the job's working directory, made and filled off the loop (FileWork).
+  void start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running,
+                 PreparedFiles* prepared = nullptr);
+  // The job's working directory, made and filled with its copy_in (any thread). Never throws:
+  // a failure is out.error.
+  static void prepare_files(const JobSpec& spec, const Profile& profile, PreparedFiles& out);
+  // Collects the job's copy_out into r.collected (any thread, once every process of the job
+  // is dead). Never throws.
+  static void collect_files(Running& r);
   // Reads the outcome and accounting into the job's result. init_done: the jail's init said
   // the jail is empty and is exiting (not yet reaped): it goes to exiting_.
   void finish_job(Running& job, bool init_done);
@@ -129,6 +139,13 @@ class Executor {
   std::unique_ptr<pool::TemplatePool> templates_;
   std::unique_ptr<pool::CgroupPool> cgroup_pool_;
   std::unique_ptr<pool::SlotPool> slots_;
+  // The profiles jobs ran with, by content: the seccomp programs, templates and slots are keyed
+  // by these copies, so that a caller may free or reload its profiles (a server) and a new
+  // profile at a freed one's address never gets another's jail.
+  std::map<std::string, std::unique_ptr<Profile>> interned_profiles_;
+  const Profile* intern_profile(const Profile& profile);
+  // Copy-in and copy-out off the loop (file_work.h), made at the first job with files.
+  std::unique_ptr<FileWork> file_work_;
   std::atomic<int> stop_{0};
   uint64_t next_serial_ = 0;
   unsigned cpus_ = 1;

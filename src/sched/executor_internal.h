@@ -38,6 +38,7 @@ enum TokenKind : uint64_t {
   kWake = 8,        // the submission queue has jobs (or was closed)
   kSlot = 9,        // a slot's state changed (its job's result may be ready)
   kSlotDeath = 10,  // a slot's init died (serial: its pid); one watch per slot's life
+  kFiles = 11,      // file work is done (FileWork::done_fd)
 };
 inline uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -67,6 +68,13 @@ struct OutputPipe {
   bool open = false;
 };
 
+// A job's working directory made and filled off the loop (FileWork), before its start.
+struct Executor::PreparedFiles {
+  std::optional<isolate::ScratchFs> scratch;
+  std::string error;        // "": ready; else the copy-in's failure (the job's SETUP_ERROR)
+  uint64_t request_ns = 0;  // when the job was taken (its setup counts from there)
+};
+
 // The jobs of one group (JobRequest::group_rest), by serial in the group's order.
 struct JobGroup {
   std::vector<uint64_t> serials;
@@ -80,6 +88,9 @@ struct Executor::Running {
   std::shared_ptr<JobGroup> group;  // null: a job alone
   size_t group_index = 0;
   std::string group_kill_reason;  // Kill::kGroup: which job ended, and how
+  // Its copy_out is being collected off the loop (FileWork) into `collected`: the result waits.
+  bool collecting = false;
+  std::vector<FileResult> collected;
   Limits limits;
   JobResult result;
   std::unique_ptr<isolate::JobCgroup> cgroup;

@@ -92,6 +92,14 @@ bool drain(OutputPipe& pipe, uint64_t limit, bool* over_limit) {
   }
 }
 
+void Executor::collect_files(Running& r) {
+  const Limits& limits = r.limits;
+  uint64_t output_limit = limits.has_output_bytes() ? limits.output_bytes() : kDefaultCaptureLimit;
+  for (const CopyOut& file : r.request.spec.copy_out()) {
+    r.collected.push_back(isolate::collect_file(r.scratch->fd(), file, output_limit));
+  }
+}
+
 void Executor::finish_job(Running& r, bool init_done) {
   uint64_t reaped_ns = monotonic_now_ns();
   isolate::JailOutcome outcome;
@@ -237,14 +245,14 @@ void Executor::finish_job(Running& r, bool init_done) {
   res.set_stderr_truncated(r.out[1].truncated);
   if (r.scratch) {
     // Every process of the jail is dead (init reaped them all, and init writes no file):
-    // nothing changes the files any more. The tmpfs is freed when its last fd, this one, is
-    // closed and init's mount namespace is gone.
-    if (!outcome.setup_failed) {
-      for (const CopyOut& file : r.request.spec.copy_out()) {
-        *res.add_files() = isolate::collect_file(r.scratch->fd(), file, output_limit);
-      }
+    // nothing changes the files any more. They are collected off the loop (collect_files);
+    // the tmpfs is freed when its last fd, r.scratch's, is closed and init's mount namespace
+    // is gone.
+    if (!outcome.setup_failed && r.request.spec.copy_out_size() > 0) {
+      r.collecting = true;
+    } else {
+      r.scratch.reset();
     }
-    r.scratch.reset();
   }
   for (const std::string& name : r.syscalls_used) res.add_syscalls_used(name);
   if (init_done) {

@@ -124,13 +124,42 @@ UniqueFd open_host_file(const std::string& path, int flags, const char* field) {
 
 }  // namespace
 
-void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running) {
+void Executor::prepare_files(const JobSpec& spec, const Profile& profile, PreparedFiles& out) {
+  try {
+    out.scratch = isolate::ScratchFs::create(profile);
+    const uint32_t uid = profile.has_uid() ? profile.uid() : 65534;
+    const uint32_t gid = profile.has_gid() ? profile.gid() : 65534;
+    for (int i = 0; i < spec.copy_in_size(); ++i) {
+      isolate::copy_in(out.scratch->fd(), spec.copy_in(i), fmt::format("copy_in[{}]", i), uid, gid);
+    }
+  } catch (const Error& e) {
+    out.scratch.reset();
+    out.error = e.what();
+  } catch (const std::exception& e) {  // std::bad_alloc of a huge content
+    out.scratch.reset();
+    out.error = fmt::format("copy_in: {}", e.what());
+  }
+}
+
+const Profile* Executor::intern_profile(const Profile& profile) {
+  // Profile has no map field: its serialization is the same for the same content.
+  std::string key = profile.SerializeAsString();
+  auto it = interned_profiles_.find(key);
+  if (it == interned_profiles_.end()) {
+    it = interned_profiles_.emplace(std::move(key), std::make_unique<Profile>(profile)).first;
+  }
+  return it->second.get();
+}
+
+void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running,
+                         PreparedFiles* prepared) {
   auto job = std::make_unique<Running>();
   Running& r = *job;
   r.serial = ++next_serial_;
-  r.request_ns = monotonic_now_ns();
+  r.request_ns = prepared ? prepared->request_ns : monotonic_now_ns();
   r.request = std::move(request);
   const JobSpec& spec = r.request.spec;
+  r.request.profile = intern_profile(*r.request.profile);
   const Profile& profile = *r.request.profile;
   r.result.set_id(spec.id());
   try {
@@ -153,15 +182,18 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     r.seccomp_enabled = !seccomp->empty();
     r.seccomp_log = spec.seccomp_log();
     config.seccomp = seccomp;
-    if (spec.copy_in_size() > 0 || spec.copy_out_size() > 0) {
+    if (prepared) {
+      // Made and filled off the loop (run_loop's file work).
+      if (!prepared->error.empty()) throw Error(prepared->error);
+      r.scratch = std::move(prepared->scratch);
+      config.cwd_mount_fd = r.scratch->fd();
+    } else if (spec.copy_in_size() > 0 || spec.copy_out_size() > 0) {
       // The working directory with the job's input files, before check_program: the program
       // may be one of them (in memory only: dropped with the fd if the job does not start).
-      r.scratch = isolate::ScratchFs::create(profile);
-      const uint32_t uid = profile.has_uid() ? profile.uid() : 65534;
-      const uint32_t gid = profile.has_gid() ? profile.gid() : 65534;
-      for (int i = 0; i < spec.copy_in_size(); ++i) {
-        isolate::copy_in(r.scratch->fd(), spec.copy_in(i), fmt::format("copy_in[{}]", i), uid, gid);
-      }
+      PreparedFiles files;
+      prepare_files(spec, profile, files);
+      if (!files.error.empty()) throw Error(files.error);
+      r.scratch = std::move(files.scratch);
       config.cwd_mount_fd = r.scratch->fd();
     }
     isolate::check_program(config);  // before anything is opened, created or started
