@@ -244,6 +244,51 @@ TEST_F(ServeTest, CheckReportsWhatJailpoolCheckPrints) {
             std::vector<std::string>{"default"});
 }
 
+TEST_F(ServeTest, MetricsInThePrometheusTextFormat) {
+  ServeProcess server(dir_, {"--metrics", "127.0.0.1:0"});
+  ASSERT_TRUE(server.ready()) << server.err();
+  auto stub = server.stub();
+  for (const char* code : {"0", "0", "1"}) {
+    ExecResponse response;
+    ASSERT_TRUE(
+        exec(*stub, one_job_request("r", prog_job("j", "exit_code", {code})), &response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    PutFileRequest put;
+    put.set_content("data");
+    FileRef ref;
+    ASSERT_TRUE(stub->PutFile(&context, put, &ref).ok());
+    JobSpec hit = prog_job("hit", "exit_code");
+    hit.mutable_stdin()->set_file_id(ref.file_id());
+    ExecResponse response;
+    ASSERT_TRUE(exec(*stub, one_job_request("r", hit), &response).ok());
+    JobSpec miss = prog_job("miss", "exit_code");
+    miss.mutable_stdin()->set_file_id(std::string(64, '0'));
+    EXPECT_EQ(exec(*stub, one_job_request("r", miss), &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  std::string m = http_get_metrics(server.metrics_port());
+  EXPECT_EQ(metric_sum(m, "jailpool_jobs_total{status=\"OK\"}"), 3) << m;
+  EXPECT_EQ(metric_sum(m, "jailpool_jobs_total{status=\"NONZERO_EXIT\"}"), 1) << m;
+  for (const char* h : {"jailpool_queue_seconds", "jailpool_setup_seconds", "jailpool_run_seconds",
+                        "jailpool_teardown_seconds"}) {
+    EXPECT_EQ(metric_sum(m, std::string(h) + "_count "), 4) << h << "\n" << m;
+    EXPECT_EQ(metric_sum(m, std::string(h) + "_bucket{le=\"+Inf\"}"), 4) << h;
+    EXPECT_NE(m.find("# TYPE " + std::string(h) + " histogram"), std::string::npos) << h;
+  }
+  EXPECT_EQ(metric_sum(m, "jailpool_queue_depth "), 0);
+  EXPECT_EQ(metric_sum(m, "jailpool_jobs_running "), 0);
+  EXPECT_NE(m.find("jailpool_pool_idle{kind=\"slot\"}"), std::string::npos);
+  EXPECT_NE(m.find("jailpool_pool_busy "), std::string::npos);
+  EXPECT_EQ(metric_sum(m, "jailpool_file_cache_bytes "), 4);
+  EXPECT_EQ(metric_sum(m, "jailpool_file_cache_lookups_total{outcome=\"hit\"}"), 1);
+  EXPECT_EQ(metric_sum(m, "jailpool_file_cache_lookups_total{outcome=\"miss\"}"), 1);
+  EXPECT_EQ(metric_sum(m, "jailpool_file_cache_hit_ratio "), 0.5);
+  EXPECT_GT(metric_sum(m, "process_resident_memory_bytes "), 1e6);
+  EXPECT_GT(metric_sum(m, "process_cpu_seconds_total "), 0);
+}
+
 // Generic gRPC clients: the standard health service and server reflection, called by their
 // method names with hand-encoded messages (no stubs of theirs here).
 TEST_F(ServeTest, HealthCheckingAndReflectionWork) {

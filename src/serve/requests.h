@@ -25,9 +25,9 @@ struct RequestError {
 };
 
 // The profiles a request may name: NAME.textproto files of --profile-dir, loaded once at the
-// start and never freed while the server runs (the executor's seccomp programs and the pool's
-// templates are keyed by a profile's address), and the built-in default ("" or "default",
-// unless the directory has a default.textproto).
+// start (a reload is a restart), and the built-in default ("" or "default", unless the
+// directory has a default.textproto). The executor keys its seccomp programs, templates and
+// slots by a profile's content (intern_profile), not by these addresses.
 class Profiles {
  public:
   explicit Profiles(const std::string& dir);
