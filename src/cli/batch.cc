@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "config/profile.h"
 #include "sched/executor.h"
+#include "serve/client.h"
 
 namespace jailpool::cli {
 namespace {
@@ -87,8 +88,9 @@ void request_stop(int level) {
 }
 
 int cmd_batch(const BatchOptions& o) {
-  Profile batch_profile =
-      o.profile_path.empty() ? default_profile() : load_profile_file(o.profile_path);
+  Profile batch_profile = o.profile_path.empty() || !o.server.empty()
+                              ? default_profile()
+                              : load_profile_file(o.profile_path);
   std::map<std::string, std::unique_ptr<Profile>> profiles;  // by path, for jobs that name one
 
   std::unique_ptr<std::ifstream> file;
@@ -115,8 +117,11 @@ int cmd_batch(const BatchOptions& o) {
   options.use_pool = o.use_pool;
   options.use_slots = o.use_slots;
   if (!o.cgroup_parent.empty()) options.cgroup_parent = o.cgroup_parent;
-  sched::Executor executor(options);
-  g_executor = &executor;
+  std::unique_ptr<sched::Executor> executor;
+  if (o.server.empty()) {
+    executor = std::make_unique<sched::Executor>(options);
+    g_executor = executor.get();
+  }
 
   const bool tty = isatty(2);
   size_t line_no = 0, skipped = 0, done = 0;
@@ -140,58 +145,79 @@ int cmd_batch(const BatchOptions& o) {
     fmt::print(stderr, "{}\x1b[K", line);
   };
 
-  executor.run(
-      [&]() -> std::optional<sched::JobRequest> {
-        std::string line;
-        while (std::getline(*in, line)) {
-          ++line_no;
-          if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-          JobSpec spec;
-          try {
-            spec = parse_job_json(line, fmt::format("job line {}", line_no));
-          } catch (const Error& e) {
-            // Report the bad line as a result of its own (its id, if it has one, is unknown).
-            JobResult bad;
-            bad.set_id(fmt::format("line-{}", line_no));
-            bad.set_status(SETUP_ERROR);
-            bad.set_message(e.what());
-            writer.write(bad);
-            ++counts["SETUP_ERROR"];
-            ++done;
-            continue;
-          }
-          if (spec.id().empty()) spec.set_id(fmt::format("line-{}", line_no));
-          if (done_ids.count(spec.id())) {
-            ++skipped;
-            continue;
-          }
-          const Profile* profile = &batch_profile;
-          if (!spec.profile().empty()) {
-            auto& slot = profiles[spec.profile()];
-            try {
-              if (!slot) slot = std::make_unique<Profile>(load_profile_file(spec.profile()));
-            } catch (const Error& e) {
-              JobResult bad;
-              bad.set_id(spec.id());
-              bad.set_status(SETUP_ERROR);
-              bad.set_message(fmt::format("profile: {}", e.what()));
-              writer.write(bad);
-              ++counts["SETUP_ERROR"];
-              ++done;
-              continue;
-            }
-            profile = slot.get();
-          }
-          return sched::JobRequest{std::move(spec), profile};
-        }
-        return std::nullopt;
-      },
-      [&](JobResult&& r) {
-        writer.write(r);
-        ++counts[Status_Name(r.status())];
+  // The next job line's spec (bad lines are reported here, resumed ids skipped).
+  auto next_spec = [&]() -> std::optional<JobSpec> {
+    std::string line;
+    while (std::getline(*in, line)) {
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      JobSpec spec;
+      try {
+        spec = parse_job_json(line, fmt::format("job line {}", line_no));
+      } catch (const Error& e) {
+        // Report the bad line as a result of its own (its id, if it has one, is unknown).
+        JobResult bad;
+        bad.set_id(fmt::format("line-{}", line_no));
+        bad.set_status(SETUP_ERROR);
+        bad.set_message(e.what());
+        writer.write(bad);
+        ++counts["SETUP_ERROR"];
         ++done;
-        progress(false);
-      });
+        continue;
+      }
+      if (spec.id().empty()) spec.set_id(fmt::format("line-{}", line_no));
+      if (done_ids.count(spec.id())) {
+        ++skipped;
+        continue;
+      }
+      return spec;
+    }
+    return std::nullopt;
+  };
+  auto on_result = [&](JobResult&& r) {
+    writer.write(r);
+    ++counts[Status_Name(r.status())];
+    ++done;
+    progress(false);
+  };
+  if (!o.server.empty()) {
+    // A running `jailpool serve` runs them (its warm pool; profiles by name).
+    serve::RemoteOptions remote;
+    remote.server = o.server;
+    remote.token_file = o.token_file;
+    auto next_remote = [&]() -> std::optional<JobSpec> {
+      std::optional<JobSpec> spec = next_spec();
+      if (spec && spec->profile().empty()) spec->set_profile(o.profile_path);
+      return spec;
+    };
+    serve::run_remote_batch(remote, next_remote, on_result, std::max(1u, o.jobs) * 4);
+  } else {
+    executor->run(
+        [&]() -> std::optional<sched::JobRequest> {
+          while (std::optional<JobSpec> spec = next_spec()) {
+            const Profile* profile = &batch_profile;
+            if (!spec->profile().empty()) {
+              auto& slot = profiles[spec->profile()];
+              try {
+                if (!slot) slot = std::make_unique<Profile>(load_profile_file(spec->profile()));
+              } catch (const Error& e) {
+                JobResult bad;
+                bad.set_id(spec->id());
+                bad.set_status(SETUP_ERROR);
+                bad.set_message(fmt::format("profile: {}", e.what()));
+                writer.write(bad);
+                ++counts["SETUP_ERROR"];
+                ++done;
+                continue;
+              }
+              profile = slot.get();
+            }
+            return sched::JobRequest{std::move(*spec), profile};
+          }
+          return std::nullopt;
+        },
+        on_result);
+  }
   g_executor = nullptr;
   progress(true);
   if (tty) fmt::print(stderr, "\n");

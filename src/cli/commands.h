@@ -16,6 +16,8 @@ struct BatchOptions {
   bool use_pool = true;
   bool use_slots = true;  // --no-slots: pooled templates only (ExecutorOptions::use_slots)
   std::string cgroup_parent;
+  std::string server;      // --server: a running `jailpool serve` runs the jobs
+  std::string token_file;  // its bearer token (else $JAILPOOL_TOKEN)
 };
 int cmd_batch(const BatchOptions& options);
 
@@ -29,7 +31,7 @@ struct BenchOptions {
   bool precision = false;  // --precision: cmd_precision instead (count = runs per cell)
   // --cpu-limit-method (with --precision): the CPU-limit overshoot rows for each, interleaved.
   std::string cpu_limit_methods = "auto";
-  bool use_slots = true;   // --no-slots: the pool row uses templates only (A/B of the slots)
+  bool use_slots = true;  // --no-slots: the pool row uses templates only (A/B of the slots)
 };
 int cmd_bench(const BenchOptions& options);
 // `bench --precision`: CPU-limit overshoot, CPU and memory accounting error, CV (precision.cc).

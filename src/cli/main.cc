@@ -25,6 +25,7 @@
 #include "isolate/seccomp_cache.h"
 #include "sched/check.h"
 #include "sched/executor.h"
+#include "serve/client.h"
 #include "serve/serve.h"
 
 namespace {
@@ -88,11 +89,14 @@ struct RunOptions {
   bool json = false;
   bool seccomp_log = false;
   std::string cgroup_parent = default_cgroup_parent();
+  std::string server, token_file;  // --server: a running `jailpool serve` runs the job
   std::vector<std::string> command;
 };
 
 int cmd_run(const RunOptions& o) {
-  Profile profile = o.profile_path.empty() ? default_profile() : load_profile_file(o.profile_path);
+  // With --server, the server's profile of that file's name.
+  Profile profile = o.profile_path.empty() || !o.server.empty() ? default_profile()
+                                                                : load_profile_file(o.profile_path);
   JobSpec spec;
   spec.set_id("run");
   for (const auto& a : o.command) spec.add_argv(a);
@@ -152,14 +156,23 @@ int cmd_run(const RunOptions& o) {
   spec.set_seccomp_log(o.seccomp_log);
   validate_job(spec);
 
-  sched::ExecutorOptions options;
-  options.cgroup_parent = o.cgroup_parent;
-  // A one-off run would otherwise start libseccomp for the same program every time.
-  options.seccomp_cache_dir = isolate::kDefaultSeccompCacheDir;
-  sched::Executor executor(options);
-  g_executor = &executor;
-  JobResult r = executor.run_one(spec, profile);
-  g_executor = nullptr;
+  JobResult r;
+  if (!o.server.empty()) {
+    serve::RemoteOptions remote;
+    remote.server = o.server;
+    remote.token_file = o.token_file;
+    if (!o.profile_path.empty()) spec.set_profile(o.profile_path);  // the server's, by name
+    r = serve::run_remote(remote, spec);
+  } else {
+    sched::ExecutorOptions options;
+    options.cgroup_parent = o.cgroup_parent;
+    // A one-off run would otherwise start libseccomp for the same program every time.
+    options.seccomp_cache_dir = isolate::kDefaultSeccompCacheDir;
+    sched::Executor executor(options);
+    g_executor = &executor;
+    r = executor.run_one(spec, profile);
+    g_executor = nullptr;
+  }
   if (o.json) {
     std::cout << result_to_json(r) << std::endl;
   } else {
@@ -243,6 +256,11 @@ int main(int argc, char** argv) {
                     "is a round trip to jailpool)");
   run_cmd->add_option("--cgroup-parent", run.cgroup_parent,
                       "parent cgroup name (env JAILPOOL_CGROUP_PARENT)");
+  run_cmd->add_option("--server", run.server,
+                      "hand the job to a running `jailpool serve` (unix:PATH or HOST:PORT); "
+                      "--profile names its profile of that file's name");
+  run_cmd->add_option("--token-file", run.token_file,
+                      "with --server: its bearer token (default: $JAILPOOL_TOKEN)");
   run_cmd->add_option("command", run.command, "PROGRAM [ARG...]")->required();
   run_cmd->prefix_command(false);
 
@@ -260,6 +278,11 @@ int main(int argc, char** argv) {
   batch_cmd->add_flag("!--no-slots", batch.use_slots,
                       "pooled templates instead of slots (long-lived jails reset between jobs)");
   batch_cmd->add_option("--cgroup-parent", batch.cgroup_parent, "parent cgroup name");
+  batch_cmd->add_option("--server", batch.server,
+                        "hand the jobs to a running `jailpool serve` (unix:PATH or HOST:PORT), "
+                        "-j x 4 in flight; a job's profile names the server's of that name");
+  batch_cmd->add_option("--token-file", batch.token_file,
+                        "with --server: its bearer token (default: $JAILPOOL_TOKEN)");
 
   cli::BenchOptions bench;
   bench.cgroup_parent = default_cgroup_parent();
