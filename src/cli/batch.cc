@@ -181,6 +181,7 @@ int cmd_batch(const BatchOptions& o) {
     progress(false);
   };
   if (!o.server.empty()) {
+#ifdef JAILPOOL_WITH_GRPC  // else main() has exec'd jailpool-serve
     // A running `jailpool serve` runs them (its warm pool; profiles by name).
     serve::RemoteOptions remote;
     remote.server = o.server;
@@ -191,6 +192,7 @@ int cmd_batch(const BatchOptions& o) {
       return spec;
     };
     serve::run_remote_batch(remote, next_remote, on_result, std::max(1u, o.jobs) * 4);
+#endif
   } else {
     executor->run(
         [&]() -> std::optional<sched::JobRequest> {
