@@ -10,7 +10,8 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config protobuf-compiler libprotobuf-dev liburing-dev
   libseccomp-dev libboost-dev libgtest-dev libbenchmark-dev libcli11-dev libfmt-dev clang-format
-  libgrpc++-dev protobuf-compiler-grpc python3-grpcio python3-protobuf libsystemd-dev)
+  libgrpc++-dev protobuf-compiler-grpc python3-grpcio python3-protobuf libsystemd-dev
+  libhiredis-dev redis-server)
 VM_PKGS=(qemu-system-x86 busybox-static)
 VM_CACHE="${JAILPOOL_VM_CACHE:-/var/cache/jailpool-vm}"
 
@@ -56,8 +57,17 @@ if [[ ${#missing[@]} -eq 0 ]]; then
 else
   apt_update
   step "apt-get install ${missing[*]}"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    die "apt-get install failed for: ${missing[*]}"
+  # redis-server's postinst would start the system's Redis: the tests start their own (on a
+  # socket in their directory) and nothing else must run. policy-rc.d 101 = "do not start".
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+  fi
+  rc=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [[ $own_policy -eq 1 ]] && rm -f "$policy"
+  [[ $rc -eq 0 ]] || die "apt-get install failed for: ${missing[*]}"
 fi
 
 [[ $want_vm -eq 1 ]] || exit 0

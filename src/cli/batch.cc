@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "config/profile.h"
 #include "sched/executor.h"
+#include "sched/result_sink.h"
 #include "serve/client.h"
 
 namespace jailpool::cli {
@@ -42,44 +43,6 @@ std::set<std::string> read_done_ids(const std::string& path) {
   }
   return ids;
 }
-
-class ResultWriter {
- public:
-  ResultWriter(const std::string& path, bool append) {
-    if (path == "-") {
-      fd_ = 1;
-      return;
-    }
-    fd_ =
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
-    if (fd_ < 0) throw ConfigError("--output", fmt::format("{}: {}", path, std::strerror(errno)));
-    owned_ = true;
-    if (append) {
-      // After a crash the file may end in a partial line: start on a fresh one.
-      off_t size = lseek(fd_, 0, SEEK_END);
-      char last = '\n';
-      if (size > 0 && pread(fd_, &last, 1, size - 1) == 1 && last != '\n') write_all("\n");
-    }
-  }
-  ~ResultWriter() {
-    if (owned_) ::close(fd_);
-  }
-  // One write per result: a kill leaves whole lines or one cut-off last line.
-  void write(const JobResult& r) { write_all(result_to_json(r) + "\n"); }
-
- private:
-  void write_all(const std::string& s) {
-    size_t done = 0;
-    while (done < s.size()) {
-      ssize_t n = ::write(fd_, s.data() + done, s.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw SysError(errno, "write results");
-      done += static_cast<size_t>(n);
-    }
-  }
-  int fd_ = -1;
-  bool owned_ = false;
-};
 
 }  // namespace
 
@@ -110,7 +73,7 @@ int cmd_batch(const BatchOptions& o) {
   std::set<std::string> done_ids;
   if (!o.resume_path.empty()) done_ids = read_done_ids(o.resume_path);
   bool append = !o.resume_path.empty() && o.resume_path == o.output;
-  ResultWriter writer(o.output, append);
+  sched::ResultWriter writer(o.output, append);
 
   sched::ExecutorOptions options;
   options.parallelism = o.jobs;
@@ -123,26 +86,11 @@ int cmd_batch(const BatchOptions& o) {
     g_executor = executor.get();
   }
 
-  const bool tty = isatty(2);
-  size_t line_no = 0, skipped = 0, done = 0;
-  std::map<std::string, size_t> counts;
-  auto t0 = std::chrono::steady_clock::now();
-  auto last_progress = t0;
-  auto elapsed = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  auto progress = [&](bool force) {
-    if (!tty) return;
-    auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_progress < std::chrono::milliseconds(200)) return;
-    last_progress = now;
-    double secs = elapsed();
-    double rate = secs > 0 ? done / secs : 0;
-    std::string line =
-        fmt::format("\r{}/{} jobs  {:.0f} jobs/s", done, total ? total - skipped : done, rate);
-    if (total && rate > 0) line += fmt::format("  ETA {:.0f} s", (total - skipped - done) / rate);
-    for (const auto& [status, n] : counts) line += fmt::format("  {} {}", status, n);
-    fmt::print(stderr, "{}\x1b[K", line);
+  size_t line_no = 0, skipped = 0;
+  sched::Progress progress("batch", total);
+  auto report = [&](const JobResult& r) {
+    writer.write(r);
+    progress.count(r);
   };
 
   // The next job line's spec (bad lines are reported here, resumed ids skipped).
@@ -160,14 +108,13 @@ int cmd_batch(const BatchOptions& o) {
         bad.set_id(fmt::format("line-{}", line_no));
         bad.set_status(SETUP_ERROR);
         bad.set_message(e.what());
-        writer.write(bad);
-        ++counts["SETUP_ERROR"];
-        ++done;
+        report(bad);
         continue;
       }
       if (spec.id().empty()) spec.set_id(fmt::format("line-{}", line_no));
       if (done_ids.count(spec.id())) {
         ++skipped;
+        progress.set_total(total > skipped ? total - skipped : 0);
         continue;
       }
       return spec;
@@ -175,10 +122,8 @@ int cmd_batch(const BatchOptions& o) {
     return std::nullopt;
   };
   auto on_result = [&](JobResult&& r) {
-    writer.write(r);
-    ++counts[Status_Name(r.status())];
-    ++done;
-    progress(false);
+    report(r);
+    progress.show();
   };
   if (!o.server.empty()) {
 #ifdef JAILPOOL_WITH_GRPC  // else main() has exec'd jailpool-serve
@@ -207,9 +152,7 @@ int cmd_batch(const BatchOptions& o) {
                 bad.set_id(spec->id());
                 bad.set_status(SETUP_ERROR);
                 bad.set_message(fmt::format("profile: {}", e.what()));
-                writer.write(bad);
-                ++counts["SETUP_ERROR"];
-                ++done;
+                report(bad);
                 continue;
               }
               profile = slot.get();
@@ -221,13 +164,8 @@ int cmd_batch(const BatchOptions& o) {
         on_result);
   }
   g_executor = nullptr;
-  progress(true);
-  if (tty) fmt::print(stderr, "\n");
-  double secs = elapsed();
-  fmt::print(stderr, "jailpool batch: {} jobs in {:.2f} s ({:.0f} jobs/s){}\n", done, secs,
-             secs > 0 ? done / secs : 0.0,
-             skipped ? fmt::format(", {} skipped (already in {})", skipped, o.resume_path) : "");
-  for (const auto& [status, n] : counts) fmt::print(stderr, "  {:<26} {:>8}\n", status, n);
+  progress.summary(skipped ? fmt::format(", {} skipped (already in {})", skipped, o.resume_path)
+                           : "");
   return 0;
 }
 

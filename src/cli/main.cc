@@ -28,6 +28,7 @@
 #include "sched/executor.h"
 #include "serve/client.h"
 #include "serve/serve.h"
+#include "worker/worker.h"
 
 namespace {
 
@@ -35,6 +36,7 @@ using namespace jailpool;
 
 constexpr int kExitJailpoolFailed = 125;
 constexpr int kExitTimeLimit = 124;
+constexpr int kExitUsage = 2;
 
 sched::Executor* g_executor = nullptr;
 
@@ -44,6 +46,7 @@ void on_signal(int) {
   g_signals = g_signals + 1;
   if (g_executor) g_executor->stop(true);
   cli::request_stop(g_signals);
+  worker::request_stop(g_signals);
 }
 
 std::string default_cgroup_parent() {
@@ -360,6 +363,49 @@ int main(int argc, char** argv) {
                       "let jobs name host paths (binds, copy-in src, stream paths, copy-out dst)");
   serve_cmd->add_flag("!--no-slots", serve_opts.use_slots, "pooled templates only, no slots");
   serve_cmd->add_option("--cgroup-parent", serve_opts.cgroup_parent, "parent cgroup name");
+  // Jobs through Redis Streams (src/worker/): submit -> jobs stream -> workers -> results stream
+  // -> collect.
+  auto add_redis = [](CLI::App* cmd, worker::RedisOptions& r) {
+    cmd->add_option("--redis", r.url, "redis://HOST[:PORT][/DB] or unix://PATH[?db=N]")->required();
+    cmd->add_option("--auth-file", r.auth_file, "file whose first line is Redis's password");
+    cmd->add_option("--stream", r.stream, "the jobs stream (default jailpool:jobs)");
+    cmd->add_option("--results", r.results, "the results stream (default jailpool:results)");
+  };
+  worker::WorkerOptions work;
+  work.cgroup_parent = default_cgroup_parent();
+  auto* worker_cmd =
+      app.add_subcommand("worker", "run the jobs of a Redis stream (many workers, many machines)");
+  add_redis(worker_cmd, work.redis);
+  worker_cmd->add_option("--group", work.group, "consumer group (default jailpool)");
+  worker_cmd->add_option("--consumer", work.consumer, "this worker's name (default HOST-PID)");
+  worker_cmd->add_option("-j,--jobs", work.jobs, "jobs at once (default 2)");
+  worker_cmd->add_option("--profile", work.profile_path, "profile for jobs that name none");
+  worker_cmd->add_option("--claim-after", work.claim_after,
+                         "take over another worker's entry pending this long, e.g. 30s "
+                         "(default: 2 x (the entry's wall limit + extra time) + 5 s)");
+  worker_cmd->add_option("--max-deliveries", work.max_deliveries,
+                         "an entry delivered this many times without a result goes to the "
+                         "dead-letter stream (default 5)");
+  worker_cmd->add_option("--dead-letter", work.dead, "dead-letter stream (default STREAM:dead)");
+  worker_cmd->add_flag("!--no-pool", work.use_pool,
+                       "a fresh jail per job instead of pooled templates");
+  worker_cmd->add_flag("!--no-slots", work.use_slots, "pooled templates instead of slots");
+  worker_cmd->add_option("--cgroup-parent", work.cgroup_parent, "parent cgroup name");
+
+  worker::SubmitOptions submit;
+  auto* submit_cmd = app.add_subcommand(
+      "submit", "add JSON Lines of jobs to a Redis stream; prints their ids, one a line");
+  add_redis(submit_cmd, submit.redis);
+  submit_cmd->add_option("--group", submit.group, "consumer group (default jailpool)");
+  submit_cmd->add_option("--input", submit.input, "JSON Lines of JobSpec, or - (default)");
+
+  worker::CollectOptions collect;
+  auto* collect_cmd = app.add_subcommand(
+      "collect", "write one result per id (the latest attempt) from the results stream");
+  add_redis(collect_cmd, collect.redis);
+  collect_cmd->add_option("--output", collect.output, "JSON Lines of JobResult, or - (default)");
+  collect_cmd->add_option("--ids", collect.ids_path, "only these ids (a file, one a line)");
+  collect_cmd->add_flag("--wait", collect.wait, "wait until every id of --ids has a result");
 
   std::string check_parent = default_cgroup_parent();
   auto* check_cmd =
@@ -408,6 +454,15 @@ int main(int argc, char** argv) {
       throw ConfigError("PROGRAM", "bench needs a program to run (or --precision)");
     }
     if (*bench_cmd) return cli::cmd_bench(bench);
+    try {
+      if (*worker_cmd) return worker::cmd_worker(work);
+      if (*submit_cmd) return worker::cmd_submit(submit);
+      if (*collect_cmd) return worker::cmd_collect(collect);
+    } catch (const ConfigError& e) {
+      // A bad flag, file or server of the Redis front ends: a usage error, as CLI11's own.
+      fmt::print(stderr, "jailpool: {}\n", e.what());
+      return kExitUsage;
+    }
   } catch (const Error& e) {
     fmt::print(stderr, "jailpool: {}\n", e.what());
     return kExitJailpoolFailed;

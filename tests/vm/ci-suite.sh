@@ -16,12 +16,14 @@
 #     asserts that every job takes the early path (its pipes' EOF handled before its init's
 #     exit); under TCG one of 8 init exits was handled first, which is correct too (the result
 #     is then read at the reap)
+#   WorkerTest.*  needs a redis-server, which the VM's root does not have; the worker is a front
+#     end over the same executor (no kernel path of its own), tested on the host
 set -e
 BUILD=${1:?usage: ci-suite.sh BUILD_DIR}
 # SharedParentTest: 4 streams of 50 runs instead of 500 (each run is slow under emulation).
 export JAILPOOL_SHARED_PARENT_RUNS=50
 "$BUILD/tests/jailpool_tests" --gtest_brief=1 \
-  --gtest_filter='-BatchTest.TenThousandMixedJobs:*CpuTimeMatchesTheProgramsOwnClock*:CgroupTest.AccountsCpuAndMemory:ExecutorTest.WallTimeLimit*:PrecisionTest.ReportedCpuMatchesTheProgramsOwnClock:PrecisionTest.CpuLimitSparesAJobThatStopsUnderIt:BatchTest.PoolMatchesFreshJails:ExecutorTest.ResultIsReadWhenInitHasEmptiedTheJail'
+  --gtest_filter='-BatchTest.TenThousandMixedJobs:*CpuTimeMatchesTheProgramsOwnClock*:CgroupTest.AccountsCpuAndMemory:ExecutorTest.WallTimeLimit*:PrecisionTest.ReportedCpuMatchesTheProgramsOwnClock:PrecisionTest.CpuLimitSparesAJobThatStopsUnderIt:BatchTest.PoolMatchesFreshJails:ExecutorTest.ResultIsReadWhenInitHasEmptiedTheJail:WorkerTest.*'
 "$BUILD/jailpool" check
 for i in 1 2 3 4 5 6 7 8 9 10; do
   sed "s/\"id\":\"/\"id\":\"$i-/" configs/examples/jobs.jsonl
