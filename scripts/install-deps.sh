@@ -10,6 +10,7 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config protobuf-compiler libprotobuf-dev liburing-dev
   libseccomp-dev libboost-dev libgtest-dev libbenchmark-dev libcli11-dev libfmt-dev clang-format
+  libgrpc++-dev protobuf-compiler-grpc python3-grpcio python3-protobuf libsystemd-dev
   libhiredis-dev redis-server)
 VM_PKGS=(qemu-system-x86 busybox-static)
 VM_CACHE="${JAILPOOL_VM_CACHE:-/var/cache/jailpool-vm}"

@@ -20,6 +20,7 @@
 #include "config/profile.h"
 #include "sched/executor.h"
 #include "sched/result_sink.h"
+#include "serve/client.h"
 
 namespace jailpool::cli {
 namespace {
@@ -50,8 +51,9 @@ void request_stop(int level) {
 }
 
 int cmd_batch(const BatchOptions& o) {
-  Profile batch_profile =
-      o.profile_path.empty() ? default_profile() : load_profile_file(o.profile_path);
+  Profile batch_profile = o.profile_path.empty() || !o.server.empty()
+                              ? default_profile()
+                              : load_profile_file(o.profile_path);
   std::map<std::string, std::unique_ptr<Profile>> profiles;  // by path, for jobs that name one
 
   std::unique_ptr<std::ifstream> file;
@@ -78,8 +80,11 @@ int cmd_batch(const BatchOptions& o) {
   options.use_pool = o.use_pool;
   options.use_slots = o.use_slots;
   if (!o.cgroup_parent.empty()) options.cgroup_parent = o.cgroup_parent;
-  sched::Executor executor(options);
-  g_executor = &executor;
+  std::unique_ptr<sched::Executor> executor;
+  if (o.server.empty()) {
+    executor = std::make_unique<sched::Executor>(options);
+    g_executor = executor.get();
+  }
 
   size_t line_no = 0, skipped = 0;
   sched::Progress progress("batch", total);
@@ -88,53 +93,76 @@ int cmd_batch(const BatchOptions& o) {
     progress.count(r);
   };
 
-  executor.run(
-      [&]() -> std::optional<sched::JobRequest> {
-        std::string line;
-        while (std::getline(*in, line)) {
-          ++line_no;
-          if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-          JobSpec spec;
-          try {
-            spec = parse_job_json(line, fmt::format("job line {}", line_no));
-          } catch (const Error& e) {
-            // Report the bad line as a result of its own (its id, if it has one, is unknown).
-            JobResult bad;
-            bad.set_id(fmt::format("line-{}", line_no));
-            bad.set_status(SETUP_ERROR);
-            bad.set_message(e.what());
-            report(bad);
-            continue;
-          }
-          if (spec.id().empty()) spec.set_id(fmt::format("line-{}", line_no));
-          if (done_ids.count(spec.id())) {
-            ++skipped;
-            progress.set_total(total > skipped ? total - skipped : 0);
-            continue;
-          }
-          const Profile* profile = &batch_profile;
-          if (!spec.profile().empty()) {
-            auto& slot = profiles[spec.profile()];
-            try {
-              if (!slot) slot = std::make_unique<Profile>(load_profile_file(spec.profile()));
-            } catch (const Error& e) {
-              JobResult bad;
-              bad.set_id(spec.id());
-              bad.set_status(SETUP_ERROR);
-              bad.set_message(fmt::format("profile: {}", e.what()));
-              report(bad);
-              continue;
+  // The next job line's spec (bad lines are reported here, resumed ids skipped).
+  auto next_spec = [&]() -> std::optional<JobSpec> {
+    std::string line;
+    while (std::getline(*in, line)) {
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      JobSpec spec;
+      try {
+        spec = parse_job_json(line, fmt::format("job line {}", line_no));
+      } catch (const Error& e) {
+        // Report the bad line as a result of its own (its id, if it has one, is unknown).
+        JobResult bad;
+        bad.set_id(fmt::format("line-{}", line_no));
+        bad.set_status(SETUP_ERROR);
+        bad.set_message(e.what());
+        report(bad);
+        continue;
+      }
+      if (spec.id().empty()) spec.set_id(fmt::format("line-{}", line_no));
+      if (done_ids.count(spec.id())) {
+        ++skipped;
+        progress.set_total(total > skipped ? total - skipped : 0);
+        continue;
+      }
+      return spec;
+    }
+    return std::nullopt;
+  };
+  auto on_result = [&](JobResult&& r) {
+    report(r);
+    progress.show();
+  };
+  if (!o.server.empty()) {
+#ifdef JAILPOOL_WITH_GRPC  // else main() has exec'd jailpool-serve
+    // A running `jailpool serve` runs them (its warm pool; profiles by name).
+    serve::RemoteOptions remote;
+    remote.server = o.server;
+    remote.token_file = o.token_file;
+    auto next_remote = [&]() -> std::optional<JobSpec> {
+      std::optional<JobSpec> spec = next_spec();
+      if (spec && spec->profile().empty()) spec->set_profile(o.profile_path);
+      return spec;
+    };
+    serve::run_remote_batch(remote, next_remote, on_result, std::max(1u, o.jobs) * 4);
+#endif
+  } else {
+    executor->run(
+        [&]() -> std::optional<sched::JobRequest> {
+          while (std::optional<JobSpec> spec = next_spec()) {
+            const Profile* profile = &batch_profile;
+            if (!spec->profile().empty()) {
+              auto& slot = profiles[spec->profile()];
+              try {
+                if (!slot) slot = std::make_unique<Profile>(load_profile_file(spec->profile()));
+              } catch (const Error& e) {
+                JobResult bad;
+                bad.set_id(spec->id());
+                bad.set_status(SETUP_ERROR);
+                bad.set_message(fmt::format("profile: {}", e.what()));
+                report(bad);
+                continue;
+              }
+              profile = slot.get();
             }
-            profile = slot.get();
+            return sched::JobRequest{std::move(*spec), profile};
           }
-          return sched::JobRequest{std::move(spec), profile};
-        }
-        return std::nullopt;
-      },
-      [&](JobResult&& r) {
-        report(r);
-        progress.show();
-      });
+          return std::nullopt;
+        },
+        on_result);
+  }
   g_executor = nullptr;
   progress.summary(skipped ? fmt::format(", {} skipped (already in {})", skipped, o.resume_path)
                            : "");

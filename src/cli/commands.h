@@ -16,6 +16,8 @@ struct BatchOptions {
   bool use_pool = true;
   bool use_slots = true;  // --no-slots: pooled templates only (ExecutorOptions::use_slots)
   std::string cgroup_parent;
+  std::string server;      // --server: a running `jailpool serve` runs the jobs
+  std::string token_file;  // its bearer token (else $JAILPOOL_TOKEN)
 };
 int cmd_batch(const BatchOptions& options);
 

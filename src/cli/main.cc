@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -23,7 +24,10 @@
 #include "isolate/features.h"
 #include "isolate/perf_counter.h"
 #include "isolate/seccomp_cache.h"
+#include "sched/check.h"
 #include "sched/executor.h"
+#include "serve/client.h"
+#include "serve/serve.h"
 #include "worker/worker.h"
 
 namespace {
@@ -89,11 +93,14 @@ struct RunOptions {
   bool json = false;
   bool seccomp_log = false;
   std::string cgroup_parent = default_cgroup_parent();
+  std::string server, token_file;  // --server: a running `jailpool serve` runs the job
   std::vector<std::string> command;
 };
 
 int cmd_run(const RunOptions& o) {
-  Profile profile = o.profile_path.empty() ? default_profile() : load_profile_file(o.profile_path);
+  // With --server, the server's profile of that file's name.
+  Profile profile = o.profile_path.empty() || !o.server.empty() ? default_profile()
+                                                                : load_profile_file(o.profile_path);
   JobSpec spec;
   spec.set_id("run");
   for (const auto& a : o.command) spec.add_argv(a);
@@ -153,14 +160,25 @@ int cmd_run(const RunOptions& o) {
   spec.set_seccomp_log(o.seccomp_log);
   validate_job(spec);
 
-  sched::ExecutorOptions options;
-  options.cgroup_parent = o.cgroup_parent;
-  // A one-off run would otherwise start libseccomp for the same program every time.
-  options.seccomp_cache_dir = isolate::kDefaultSeccompCacheDir;
-  sched::Executor executor(options);
-  g_executor = &executor;
-  JobResult r = executor.run_one(spec, profile);
-  g_executor = nullptr;
+  JobResult r;
+  if (!o.server.empty()) {
+    serve::RemoteOptions remote;
+    remote.server = o.server;
+    remote.token_file = o.token_file;
+    if (!o.profile_path.empty()) spec.set_profile(o.profile_path);  // the server's, by name
+#ifdef JAILPOOL_WITH_GRPC
+    r = serve::run_remote(remote, spec);
+#endif
+  } else {
+    sched::ExecutorOptions options;
+    options.cgroup_parent = o.cgroup_parent;
+    // A one-off run would otherwise start libseccomp for the same program every time.
+    options.seccomp_cache_dir = isolate::kDefaultSeccompCacheDir;
+    sched::Executor executor(options);
+    g_executor = &executor;
+    r = executor.run_one(spec, profile);
+    g_executor = nullptr;
+  }
   if (o.json) {
     std::cout << result_to_json(r) << std::endl;
   } else {
@@ -192,55 +210,31 @@ int cmd_run(const RunOptions& o) {
 }
 
 int cmd_check(const std::string& cgroup_parent) {
-  utsname u{};
-  uname(&u);
-  fmt::print("kernel: {} {}\n", u.release, u.machine);
-  std::unique_ptr<isolate::CgroupSystem> cgroups;
-  bool ok = true;
-  try {
-    cgroups = isolate::CgroupSystem::detect(cgroup_parent);
-    const auto& info = cgroups->info();
-    fmt::print("cgroup mode: {}\n", isolate::to_string(info.mode));
-    if (!info.v2_mount.empty()) {
-      fmt::print("cgroup v2: {} (controllers for jailpool: {})\n", info.v2_mount,
-                 info.v2_controllers.empty()
-                     ? std::string("none")
-                     : fmt::format("{}", fmt::join(info.v2_controllers, " ")));
-    }
-    for (const auto& [controller, mount] : info.v1_mounts)
-      fmt::print("cgroup v1: {} at {}\n", controller, mount);
-    fmt::print("cpu accounting: {}\nmemory: {}\npids: {}\n", info.cpu_source, info.memory_source,
-               info.pids_source);
-    if (!info.delegated_subtree.empty()) {
-      fmt::print("delegated subtree: {} (jailpool runs in {}, jobs below the parent)\n",
-                 info.delegated_subtree, info.supervisor_leaf);
-    }
-    for (const auto& dir : cgroups->parent_dirs()) fmt::print("jailpool parent cgroup: {}\n", dir);
-    if (info.memory_source == "none") {
-      ok = false;
-      fmt::print("MISSING (required): a memory controller (v1 or v2)\n");
-    }
-  } catch (const Error& e) {
-    ok = false;
-    fmt::print("cgroups: MISSING (required): {}\n", e.what());
-  }
-  for (const auto& f : isolate::probe_features(cgroups.get())) {
-    fmt::print("{:<22} {:<8} {:<9} {}\n", f.name, f.present ? "yes" : "no",
-               f.required ? "required" : "optional", f.detail);
-    if (f.required && !f.present) ok = false;
-  }
-  {
-    // The method the executor would choose (kicks, else the task-clock, else the usage alone).
-    std::string v2_parent;
-    if (cgroups && !cgroups->info().v2_mount.empty()) v2_parent = cgroups->parent_dirs().front();
-    sched::CpuLimitMethods cpu(sched::CpuLimitMethod::kAuto, v2_parent, /*eager=*/true);
-    fmt::print("{:<22} {:<8} {:<9} {}\n", "cpu-limit method", to_string(cpu.method()), "in use",
-               cpu.detail());
-  }
-  if (cgroups) cgroups->remove_parent_if_empty();
-  fmt::print("{}\n", ok ? "jailpool can run here" : "jailpool cannot run here");
-  return ok ? 0 : 1;
+  sched::CheckReport report = sched::check_system(cgroup_parent);
+  fmt::print("{}", report.text);
+  return report.ok ? 0 : 1;
 }
+
+#ifndef JAILPOOL_WITH_GRPC
+// `serve` and `--server` are jailpool-serve's, beside this binary: the same CLI with the gRPC
+// front end linked in. Kept out of this one, whose every `run` would otherwise pay for gRPC's
+// static initializers and larger data (measured: 13.4 -> 15.8 ms of CPU per `jailpool run` of
+// /bin/true, mostly page faults).
+int exec_grpc_binary(char** argv) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string path;
+  if (n > 0) {
+    self[n] = '\0';
+    path = self;
+    path = path.substr(0, path.rfind('/') + 1) + "jailpool-serve";
+    execv(path.c_str(), argv);
+  }
+  fmt::print(stderr, "jailpool: serve and --server are jailpool-serve's: {}: {}\n", path,
+             std::strerror(errno));
+  return kExitJailpoolFailed;
+}
+#endif
 
 }  // namespace
 
@@ -289,6 +283,11 @@ int main(int argc, char** argv) {
                     "is a round trip to jailpool)");
   run_cmd->add_option("--cgroup-parent", run.cgroup_parent,
                       "parent cgroup name (env JAILPOOL_CGROUP_PARENT)");
+  run_cmd->add_option("--server", run.server,
+                      "hand the job to a running `jailpool serve` (unix:PATH or HOST:PORT); "
+                      "--profile names its profile of that file's name");
+  run_cmd->add_option("--token-file", run.token_file,
+                      "with --server: its bearer token (default: $JAILPOOL_TOKEN)");
   run_cmd->add_option("command", run.command, "PROGRAM [ARG...]")->required();
   run_cmd->prefix_command(false);
 
@@ -306,6 +305,11 @@ int main(int argc, char** argv) {
   batch_cmd->add_flag("!--no-slots", batch.use_slots,
                       "pooled templates instead of slots (long-lived jails reset between jobs)");
   batch_cmd->add_option("--cgroup-parent", batch.cgroup_parent, "parent cgroup name");
+  batch_cmd->add_option("--server", batch.server,
+                        "hand the jobs to a running `jailpool serve` (unix:PATH or HOST:PORT), "
+                        "-j x 4 in flight; a job's profile names the server's of that name");
+  batch_cmd->add_option("--token-file", batch.token_file,
+                        "with --server: its bearer token (default: $JAILPOOL_TOKEN)");
 
   cli::BenchOptions bench;
   bench.cgroup_parent = default_cgroup_parent();
@@ -330,6 +334,39 @@ int main(int argc, char** argv) {
                       "with --precision: run the jobs in slots (the pool) instead of fresh jails");
   bench_cmd->add_option("command", bench.command, "PROGRAM [ARG...] (not with --precision)");
 
+  serve::ServeOptions serve_opts;
+  serve_opts.cgroup_parent = default_cgroup_parent();
+  std::string socket_mode = "0660";
+  std::string cache_size = "1G";
+  auto* serve_cmd =
+      app.add_subcommand("serve", "run as a gRPC service (proto/service.proto) over one warm pool");
+  serve_cmd->add_option("--listen", serve_opts.listen,
+                        "unix:PATH (default unix:/run/jailpool/serve.sock) or HOST:PORT (needs "
+                        "--token-file; port 0: any, printed)");
+  serve_cmd->add_option("-j,--jobs", serve_opts.jobs, "jobs at once (default 2)");
+  serve_cmd->add_option("--queue", serve_opts.queue,
+                        "requests waiting for a place; more get RESOURCE_EXHAUSTED (default 256)");
+  serve_cmd->add_option("--profile-dir", serve_opts.profile_dir,
+                        "NAME.textproto files: the profiles a job may name (loaded at start)");
+  serve_cmd->add_option("--token-file", serve_opts.token_file,
+                        "bearer token clients must send (authorization: Bearer TOKEN)");
+  serve_cmd->add_option("--tls-cert", serve_opts.tls_cert, "PEM certificate chain: TLS");
+  serve_cmd->add_option("--tls-key", serve_opts.tls_key, "PEM private key of --tls-cert");
+  serve_cmd->add_option("--metrics", serve_opts.metrics,
+                        "HOST:PORT for Prometheus metrics over HTTP (port 0: any, printed)");
+  serve_cmd->add_option("--state-dir", serve_opts.state_dir,
+                        "the server's own directory (file cache, lock); default "
+                        "/run/jailpool/serve-HASH");
+  serve_cmd->add_option("--cache-size", cache_size, "file cache cap, e.g. 512M (default 1G)");
+  serve_cmd->add_option("--socket-owner", serve_opts.socket_owner, "unix socket's owner");
+  serve_cmd->add_option("--socket-group", serve_opts.socket_group, "unix socket's group");
+  serve_cmd->add_option("--socket-mode", socket_mode, "unix socket's mode (default 0660)");
+  serve_cmd->add_option("--drain-timeout", serve_opts.drain_timeout_s,
+                        "seconds a SIGTERM waits for running jobs before killing them (300)");
+  serve_cmd->add_flag("--allow-host-paths", serve_opts.allow_host_paths,
+                      "let jobs name host paths (binds, copy-in src, stream paths, copy-out dst)");
+  serve_cmd->add_flag("!--no-slots", serve_opts.use_slots, "pooled templates only, no slots");
+  serve_cmd->add_option("--cgroup-parent", serve_opts.cgroup_parent, "parent cgroup name");
   // Jobs through Redis Streams (src/worker/): submit -> jobs stream -> workers -> results stream
   // -> collect.
   auto add_redis = [](CLI::App* cmd, worker::RedisOptions& r) {
@@ -385,6 +422,11 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitJailpoolFailed;
   }
+#ifndef JAILPOOL_WITH_GRPC
+  if (*serve_cmd || (*run_cmd && !run.server.empty()) || (*batch_cmd && !batch.server.empty())) {
+    return exec_grpc_binary(argv);
+  }
+#endif
   signal(SIGPIPE, SIG_IGN);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -393,6 +435,20 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return cmd_run(run);
     if (*check_cmd) return cmd_check(check_parent);
+    if (*serve_cmd) {
+      serve_opts.cache_bytes = parse_size_bytes(cache_size, "--cache-size");
+      uint32_t mode = 0;
+      auto [end, ec] =
+          std::from_chars(socket_mode.data(), socket_mode.data() + socket_mode.size(), mode, 8);
+      if (socket_mode.empty() || ec != std::errc() ||
+          end != socket_mode.data() + socket_mode.size()) {
+        throw ConfigError("--socket-mode", fmt::format("\"{}\" is not an octal mode", socket_mode));
+      }
+      serve_opts.socket_mode = mode;
+#ifdef JAILPOOL_WITH_GRPC
+      return serve::cmd_serve(serve_opts);
+#endif
+    }
     if (*batch_cmd) return cli::cmd_batch(batch);
     if (*bench_cmd && bench.precision) {
       if (bench_cmd->count("-n") == 0) bench.count = 10;

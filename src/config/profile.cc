@@ -400,6 +400,13 @@ void check_stream(const Stream& stream, std::string_view name, bool is_input) {
                           "false is not a target (leave the stream out for the default)");
       }
       break;
+    case Stream::kContent:
+    case Stream::kFileId:
+      // `jailpool serve` turns them into an fd before the executor sees the job.
+      throw ConfigError(
+          fmt::format("{}.{}", name,
+                      stream.target_case() == Stream::kContent ? "content" : "file_id"),
+          is_input ? "only through jailpool serve" : "only for stdin");
     case Stream::TARGET_NOT_SET:
       if (stream.append()) {
         throw ConfigError(fmt::format("{}.append", name), "needs a path");
@@ -587,6 +594,8 @@ void validate_job(const JobSpec& job) {
     if (c.source_case() == CopyIn::kSrc) {
       if (c.src().empty()) throw ConfigError(name + ".src", "empty path");
       if (has_nul(c.src())) throw ConfigError(name + ".src", "path contains a NUL byte");
+    } else if (c.source_case() == CopyIn::kFileId) {
+      throw ConfigError(name + ".file_id", "a cached file: only through jailpool serve");
     } else if (c.source_case() != CopyIn::kContent) {
       throw ConfigError(name, "needs src (a host file) or content");
     }
@@ -608,6 +617,7 @@ void validate_job(const JobSpec& job) {
     check_relative(name + ".path", c.path());
     if (has_nul(c.dst())) throw ConfigError(name + ".dst", "path contains a NUL byte");
     if (!valid_utf8(c.dst())) throw ConfigError(name + ".dst", "path is not valid UTF-8");
+    if (c.cache()) throw ConfigError(name + ".cache", "only through jailpool serve");
   }
 }
 
