@@ -168,6 +168,27 @@ TEST_F(SlotTest, StoppedProcessesDoNotOutliveTheJob) {
   EXPECT_EQ(stats().created, 1u);
 }
 
+// A TCP socket in TIME_WAIT outlives its job by 60 s in the slot's net namespace, holding its
+// port (EADDRINUSE for a bind without SO_REUSEADDR): the reset counts the namespace's inet
+// sockets and replaces the slot (without that, the next job's bind fails).
+TEST_F(SlotTest, TimeWaitSocketDoesNotCrossJobs) {
+  make_executor(1);
+  JobResult leave = run(job("leave", {in_jail("tcp_time_wait"), "leave"}));
+  ASSERT_EQ(leave.status(), OK) << describe(leave);
+  auto left = parse_facts(leave.stdout());
+  ASSERT_GE(std::stol(left["tw"]), 1) << "no TIME_WAIT socket was left: " << describe(leave);
+  JobResult bind = run(job("bind", {in_jail("tcp_time_wait"), "bind"}));
+  EXPECT_EQ(bind.status(), OK) << describe(bind);
+  auto bound = parse_facts(bind.stdout());
+  EXPECT_EQ(bound["bind"], "0") << describe(bind);
+  EXPECT_NE(left["netns"], bound["netns"]) << "the slot with a TIME_WAIT socket ran a job";
+  EXPECT_EQ(stats().replaced, 1u);
+  // A job that leaves no socket (its listener closed, never connected) keeps its slot.
+  JobResult quiet = run(job("quiet", {in_jail("tcp_time_wait"), "bind"}));
+  EXPECT_EQ(parse_facts(quiet.stdout())["netns"], bound["netns"]) << describe(quiet);
+  EXPECT_EQ(stats().created, 2u);
+}
+
 TEST_F(SlotTest, JobIsNeverPidOneAndRaiseEndsIt) {
   make_executor(1);
   JobResult r = run(job("raise", {in_jail("raise_signal")}));

@@ -22,8 +22,10 @@
 // them all, stores the report and wakes jailpool (done eventfd). Then it resets: wipes the
 // writable filesystems (an unlinkat walk beneath the fds it opened at the start, never following
 // a job-controlled path), restores their roots' owner and mode, checks their usage is back to
-// the empty one, removes SysV shm/msg/sem and POSIX message queues, checks the hostname and that
-// the pid namespace holds only S, and says ready (or broken: jailpool destroys the slot).
+// the empty one, removes SysV shm/msg/sem and POSIX message queues, checks the hostname, that
+// no inet socket is left in its net namespace (a TIME_WAIT one would hold its port against the
+// next job) and that the pid namespace holds only S, and says ready (or broken: jailpool
+// destroys the slot).
 #pragma once
 
 #include <sys/types.h>
@@ -53,6 +55,7 @@ enum class SlotReset : int {
   kSysvIpc,
   kMqueue,
   kHostname,
+  kSockets,  // an inet socket of the slot's net namespace outlived the job (TIME_WAIT, ...)
 };
 const char* describe_slot_reset(SlotReset what);
 

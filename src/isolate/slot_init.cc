@@ -116,6 +116,8 @@ const char* describe_slot_reset(SlotReset what) {
       return "POSIX message queues could not be removed";
     case SlotReset::kHostname:
       return "the hostname changed";
+    case SlotReset::kSockets:
+      return "an inet socket outlived the job";
   }
   return "?";
 }
@@ -321,6 +323,59 @@ bool same(const char* a, const char* b) {
   return *a == *b;
 }
 
+// The sockets of S's net namespace, from /proc/net/sockstat or sockstat6 (fds S opened at its
+// start; one pread at offset 0 regenerates a seq_file). inet: the sum of every "inuse" (TCP,
+// UDP, UDPLITE, RAW, FRAG; TCP6, ... in sockstat6) and "tw" (TIME_WAIT, v4 and v6: one death
+// row per namespace) count; used: "sockets: used", every socket of the namespace of any family
+// (sockstat only). All of them are per namespace, unlike "orphan", "alloc" and "mem". Returns
+// false if unreadable.
+struct SocketCounts {
+  long inet = 0, used = 0;
+};
+bool count_sockets(int fd, SocketCounts* out) {
+  char buf[1024];
+  long len = call(SYS_pread64, fd, buf, sizeof buf - 1, 0);
+  if (len <= 0) return false;
+  buf[len] = 0;
+  *out = {};
+  // Words separated by spaces and newlines; the number after "inuse", "tw" or "used" counts.
+  long* counter = nullptr;
+  for (const char* p = buf; *p;) {
+    while (*p == ' ' || *p == '\n') ++p;
+    const char* word = p;
+    while (*p && *p != ' ' && *p != '\n') ++p;
+    const long size = p - word;
+    if (counter != nullptr) {
+      long v = 0;
+      for (const char* d = word; d < p && *d >= '0' && *d <= '9'; ++d) v = v * 10 + (*d - '0');
+      *counter += v;
+    }
+    counter = nullptr;
+    if (size == 2 && word[0] == 't' && word[1] == 'w') counter = &out->inet;
+    if (size == 5 && word[0] == 'i' && word[1] == 'n' && word[2] == 'u' && word[3] == 's' &&
+        word[4] == 'e') {
+      counter = &out->inet;
+    }
+    if (size == 4 && word[0] == 'u' && word[1] == 's' && word[2] == 'e' && word[3] == 'd') {
+      counter = &out->used;
+    }
+  }
+  return true;
+}
+
+// Whether the namespace holds the inet sockets it held at S's start (none), and no other: a
+// socket stays counted until it is unhashed, which its last close does; an orphaned TCP socket
+// (FIN_WAIT, LAST_ACK, ...), a TIME_WAIT one (60 s) and one only an unreachable SCM_RIGHTS
+// message holds outlive their processes. sockstat6 is read only when some socket of any family
+// is left (a netlink one is freed after an RCU grace period): one pread for a job that left
+// none.
+bool same_sockets(const int* fds, const SocketCounts* base) {
+  SocketCounts now[2];
+  if (!count_sockets(fds[0], &now[0]) || now[0].inet != base[0].inet) return false;
+  if (fds[1] < 0 || now[0].used == base[0].used) return true;
+  return count_sockets(fds[1], &now[1]) && now[1].inet == base[1].inet;
+}
+
 // Runs one job: clone, wait (serving the listener), kill the rest, reap everything.
 void run_job(SlotControl* c, int sfd) {
   LaunchPlan* plan = c->job;
@@ -362,7 +417,26 @@ int slot_main(void* arg) {
   if ((rc = call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) < 0) {
     setup_fail(c, LaunchStage::kDeathSignal, rc);
   }
+  // The socket counts of S's net namespace, opened through jailpool's /proc before the pivot
+  // (a profile may mount none); /proc/self/net is the net namespace of the task that opens it.
+  // sockstat6 exists only with IPv6.
+  int sockstat_fds[2] = {-1, -1};
+  const char* sockstat_paths[2] = {"/proc/self/net/sockstat", "/proc/self/net/sockstat6"};
+  for (int i = 0; i < 2; ++i) {
+    rc = call(SYS_openat, AT_FDCWD, sockstat_paths[i], O_RDONLY | O_CLOEXEC);
+    if (rc == -ENOENT && i == 1) continue;
+    if (rc < 0) setup_fail(c, LaunchStage::kJobMount, rc, 101 + i);
+    own_fd(c, rc);
+    sockstat_fds[i] = static_cast<int>(rc);
+  }
   build_jail_tree(setup);
+  // After the tree (its lo was brought up through a socket, closed since).
+  SocketCounts sockets_at_start[2];
+  for (int i = 0; i < 2; ++i) {
+    if (sockstat_fds[i] >= 0 && !count_sockets(sockstat_fds[i], &sockets_at_start[i])) {
+      setup_fail(c, LaunchStage::kJobMount, -EIO, 101 + i);
+    }
+  }
 
   // What the reset needs, opened now, before any job ran: the writable filesystems' roots,
   // their empty usage, and a detached mqueue mount of this ipc namespace (5.2) to list queues.
@@ -465,6 +539,12 @@ int slot_main(void* arg) {
         c->reset_failure = SlotReset::kHostname;
         ok = false;
       }
+    }
+    // A TIME_WAIT socket would hold its port against the next job for 60 s (EADDRINUSE, a
+    // channel between jobs); it cannot be removed, so the slot is replaced.
+    if (ok && !same_sockets(sockstat_fds, sockets_at_start)) {
+      c->reset_failure = SlotReset::kSockets;
+      ok = false;
     }
     if (ok && call(SYS_wait4, -1, nullptr, __WALL | WNOHANG, nullptr) != -ECHILD) {
       c->reset_failure = SlotReset::kProcesses;
