@@ -60,6 +60,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace pbu = google::protobuf::util;
+using testing_env::to_json_line;
 using namespace std::chrono_literals;
 
 using testing_env::describe;
@@ -1107,15 +1108,6 @@ TEST_F(AdversarialSpecTest, JobAfterHugeOnesStillRuns) {
 // ---------------------------------------------------------------------------------------------
 // Two jobs at once (`jailpool batch -j 2`, the real CLI): nothing one publishes reaches the
 // other, and inotify on the shared read-only paths does not let one watch the other.
-
-std::string to_json_line(const JobSpec& spec) {
-  std::string json;
-  pbu::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  auto status = pbu::MessageToJsonString(spec, &json, options);
-  EXPECT_TRUE(status.ok()) << status.ToString();
-  return json + "\n";
-}
 
 std::map<std::string, JobResult> parse_results(const std::string& text) {
   std::map<std::string, JobResult> out;

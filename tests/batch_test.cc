@@ -44,6 +44,7 @@ using testing_env::job_marker;
 using testing_env::kMiB;
 using testing_env::kProgsInJail;
 using testing_env::leftover_processes;
+using testing_env::make_job;
 using testing_env::parse_facts;
 using testing_env::poll_until_empty;
 using testing_env::processes_mentioning;
@@ -51,6 +52,7 @@ using testing_env::read_file;
 using testing_env::run_cli;
 using testing_env::spawn_cli;
 using testing_env::TempDir;
+using testing_env::to_json_line;
 
 // Long lists are cut after `max` lines in failure messages.
 std::string join(const std::vector<std::string>& v, size_t max = 50) {
@@ -73,23 +75,6 @@ std::set<std::string> jailpool_mounts() {
 
 // ---------------------------------------------------------------------------------------------
 // Jobs and results as JSON Lines.
-
-JobSpec make_job(const std::string& id, std::vector<std::string> argv) {
-  JobSpec spec;
-  spec.set_id(id);
-  for (const auto& a : argv) spec.add_argv(a);
-  spec.add_env(job_marker());
-  return spec;
-}
-
-std::string to_json_line(const JobSpec& spec) {
-  std::string json;
-  pbu::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  auto status = pbu::MessageToJsonString(spec, &json, options);
-  EXPECT_TRUE(status.ok()) << status.ToString();
-  return json + "\n";
-}
 
 std::string to_json_lines(const std::vector<JobSpec>& jobs) {
   std::string out;

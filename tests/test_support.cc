@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -64,6 +65,27 @@ std::string join(const std::vector<std::string>& v, size_t max) {
   for (size_t i = 0; i < v.size() && i < max; ++i) out += v[i] + "\n";
   if (v.size() > max) out += "... (" + std::to_string(v.size() - max) + " more)\n";
   return out;
+}
+
+JobSpec make_job(const std::string& id, std::vector<std::string> argv) {
+  JobSpec spec;
+  spec.set_id(id);
+  for (const auto& a : argv) spec.add_argv(a);
+  spec.add_env(job_marker());
+  return spec;
+}
+
+std::string spec_json(const JobSpec& spec) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  auto status = google::protobuf::util::MessageToJsonString(spec, &json, options);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  return json;
+}
+
+std::string to_json_line(const JobSpec& spec) {
+  return spec_json(spec) + "\n";
 }
 
 std::map<std::string, std::string> parse_facts(const std::string& text) {

@@ -38,6 +38,13 @@ std::string read_file(const std::string& path);
 std::string join(const std::vector<std::string>& v,
                  size_t max = std::numeric_limits<size_t>::max());
 
+// A job running argv, with job_marker() in its env (leftover_processes finds its processes).
+JobSpec make_job(const std::string& id, std::vector<std::string> argv);
+// The spec as batch's input takes it: one line of JSON (proto field names), with and without
+// its newline.
+std::string spec_json(const JobSpec& spec);
+std::string to_json_line(const JobSpec& spec);
+
 // "key=value" lines.
 std::map<std::string, std::string> parse_facts(const std::string& text);
 

@@ -32,6 +32,9 @@ namespace jailpool {
 namespace {
 
 namespace pbu = google::protobuf::util;
+using testing_env::make_job;
+using testing_env::spec_json;
+using testing_env::to_json_line;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testing_env::CliOutcome;
@@ -145,22 +148,6 @@ class RedisServer {
   std::string password_;
   pid_t pid_ = -1;
 };
-
-JobSpec make_job(const std::string& id, std::vector<std::string> argv) {
-  JobSpec spec;
-  spec.set_id(id);
-  for (const auto& a : argv) spec.add_argv(a);
-  spec.add_env(job_marker());
-  return spec;
-}
-
-std::string to_json(const JobSpec& spec) {
-  std::string json;
-  pbu::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  EXPECT_TRUE(pbu::MessageToJsonString(spec, &json, options).ok());
-  return json;
-}
 
 std::map<std::string, std::vector<JobResult>> parse_results(const std::string& text,
                                                             std::vector<std::string>* bad) {
@@ -372,7 +359,7 @@ std::string mixed_jobs(size_t total, size_t each_slow_kind, std::map<std::string
   for (size_t i = 0; i < v.size(); ++i) {
     std::string id = "m-" + std::to_string(i);
     (*kinds)[id] = v[i];
-    lines += to_json(job_of_kind(v[i], id)) + "\n";
+    lines += to_json_line(job_of_kind(v[i], id));
   }
   return lines;
 }
@@ -500,7 +487,7 @@ TEST_F(WorkerTest, PoisonEntriesAreSetupErrorsAckedOnce) {
     std::vector<std::string> fields;  // after XADD jailpool:jobs *
     std::string field;                // what the message must name
   };
-  const std::string ok_spec = to_json(make_job("good", {in_jail("exit_code"), "0"}));
+  const std::string ok_spec = spec_json(make_job("good", {in_jail("exit_code"), "0"}));
   std::vector<Poison> poisons = {
       {"p-json", {"id", "p-json", "spec", "{not json"}, "spec"},
       // No id field: the spec's own id, read leniently.
@@ -555,10 +542,10 @@ TEST_F(WorkerTest, DeadWorkersEntriesClaimedAndDeadLettered) {
   start_redis();
   auto redis = redis_->client();
   worker::ensure_group(*redis, "jailpool:jobs", "jailpool");
-  const std::string spec = to_json(make_job("often", {in_jail("exit_code"), "0"}));
+  const std::string spec = spec_json(make_job("often", {in_jail("exit_code"), "0"}));
   ASSERT_FALSE(redis
                    ->command({"XADD", "jailpool:jobs", "*", "spec",
-                              to_json(make_job("once", {in_jail("exit_code"), "0"}))})
+                              spec_json(make_job("once", {in_jail("exit_code"), "0"}))})
                    .is_error());
   std::string poison = redis->command({"XADD", "jailpool:jobs", "*", "spec", spec}).str;
   // A "ghost" consumer took both and died; `often` was then delivered twice more (a worker
@@ -602,7 +589,7 @@ TEST_F(WorkerTest, SigtermFinishesAndPublishesWhatItHolds) {
   start_redis();
   std::string lines;
   for (int i = 0; i < 12; ++i) {
-    lines += to_json(make_job("s-" + std::to_string(i), {in_jail("sleeper"), "700"})) + "\n";
+    lines += spec_json(make_job("s-" + std::to_string(i), {in_jail("sleeper"), "700"})) + "\n";
   }
   auto ids = submit("term", lines);
   ASSERT_EQ(ids.size(), 12u);
@@ -643,7 +630,7 @@ TEST_F(WorkerTest, RefusedResultsAreKeptNotAcked) {
   start_redis();
   std::string lines;
   for (int i = 0; i < 16; ++i) {
-    lines += to_json(make_job("o-" + std::to_string(i), {in_jail("sleeper"), "200"})) + "\n";
+    lines += spec_json(make_job("o-" + std::to_string(i), {in_jail("sleeper"), "200"})) + "\n";
   }
   auto ids = submit("oom", lines);
   ASSERT_EQ(ids.size(), 16u);
@@ -684,7 +671,7 @@ TEST_F(WorkerTest, AuthFromFile) {
   redis_->set_password("s3cret-pass");
   std::string auth = dir_.write("auth", "s3cret-pass\n");
   std::string wrong = dir_.write("wrong", "nope\n");
-  std::string input = dir_.write("a.jsonl", to_json(make_job("a1", {in_jail("exit_code"), "0"})));
+  std::string input = dir_.write("a.jsonl", spec_json(make_job("a1", {in_jail("exit_code"), "0"})));
   CliOutcome no_auth = run_cli({"submit", "--redis", redis_->url(), "--input", input});
   EXPECT_EQ(no_auth.exit_code, 2) << no_auth.describe();  // NOAUTH
   EXPECT_NE(no_auth.err.find("--auth-file"), std::string::npos) << no_auth.describe();
