@@ -201,6 +201,35 @@ TEST_F(SlotTest, TimeWaitSocketDoesNotCrossJobs) {
   EXPECT_EQ(stats().created, 2u);
 }
 
+// The net namespace's counters are cumulative and nothing resets them: lo's packet counts and
+// the IP MIB (Ip OutNoRoutes moves on a send that fails with no packet at all). A job that
+// moved one is the slot's last: the next job finds them at zero; a job with no traffic keeps
+// its slot.
+TEST_F(SlotTest, NetCountersDoNotCrossJobs) {
+  make_executor(1);
+  JobResult first = run(job("first", {in_jail("net_counters"), "read"}));
+  ASSERT_EQ(first.status(), OK) << describe(first);
+  auto zero = parse_facts(first.stdout());
+  ASSERT_EQ(zero["lo_packets"], "0") << describe(first);
+  ASSERT_EQ(zero["outnoroutes"], "0") << describe(first);
+  JobResult quiet = run(job("quiet", {in_jail("net_counters"), "read"}));
+  EXPECT_EQ(parse_facts(quiet.stdout())["netns"], zero["netns"])
+      << "a job with no traffic lost its slot";
+  std::string netns = zero["netns"];
+  for (const char* how : {"send", "noroute"}) {
+    JobResult moved = run(job(how, {in_jail("net_counters"), how}));
+    ASSERT_EQ(moved.status(), OK) << describe(moved);
+    EXPECT_EQ(parse_facts(moved.stdout())["netns"], netns) << how;
+    JobResult next = run(job("next", {in_jail("net_counters"), "read"}));
+    auto after = parse_facts(next.stdout());
+    EXPECT_EQ(after["lo_packets"], "0") << how << ": " << describe(next);
+    EXPECT_EQ(after["outnoroutes"], "0") << how << ": " << describe(next);
+    EXPECT_NE(after["netns"], netns) << how << ": the slot whose counters moved ran a job";
+    netns = after["netns"];
+  }
+  EXPECT_EQ(stats().replaced, 2u);
+}
+
 TEST_F(SlotTest, JobIsNeverPidOneAndRaiseEndsIt) {
   make_executor(1);
   JobResult r = run(job("raise", {in_jail("raise_signal")}));

@@ -24,7 +24,8 @@
 // a job-controlled path), restores their roots' owner and mode, checks their usage is back to
 // the empty one, removes SysV shm/msg/sem and POSIX message queues, checks the hostname, that
 // no inet socket is left in its net namespace (a TIME_WAIT one would hold its port against the
-// next job) and that the pid namespace holds only S, and says ready (or broken: jailpool
+// next job), that the net namespace's cumulative counters did not move (lo's packets, the IP
+// MIBs: nothing resets them) and that the pid namespace holds only S, and says ready (or broken: jailpool
 // destroys the slot).
 #pragma once
 
@@ -55,7 +56,8 @@ enum class SlotReset : int {
   kSysvIpc,
   kMqueue,
   kHostname,
-  kSockets,  // an inet socket of the slot's net namespace outlived the job (TIME_WAIT, ...)
+  kSockets,      // an inet socket of the slot's net namespace outlived the job (TIME_WAIT, ...)
+  kNetCounters,  // the net namespace's counters moved (lo's packets, the IP/UDP/TCP MIBs)
 };
 const char* describe_slot_reset(SlotReset what);
 
@@ -79,7 +81,15 @@ struct SlotControl {
   int wipe_count = 0;
   uint32_t root_uid[8] = {}, root_gid[8] = {}, root_mode[8] = {};  // as built (S)
   // fds S opened in the shared table, closed by jailpool once S is gone.
-  int owned_fds[16] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+  // At most: 5 net files, 8 writable filesystems, the mqueue mount, the signalfd, a listener.
+  int owned_fds[24] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                       -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+  // The net namespace's counters as S found them after building the tree (S): the text of
+  // /proc/self/net/dev, snmp and snmp6, compared whole after each job.
+  static constexpr int kNetCounterFiles = 3;
+  static constexpr long kNetCounterBytes = 8192;
+  char net_counters[kNetCounterFiles][kNetCounterBytes] = {};
+  long net_counters_len[kNetCounterFiles] = {};
   int seccomp_listener = -1;
   SlotReset reset_failure = SlotReset::kNone;
   int reset_index = -1;

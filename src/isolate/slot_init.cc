@@ -118,6 +118,8 @@ const char* describe_slot_reset(SlotReset what) {
       return "the hostname changed";
     case SlotReset::kSockets:
       return "an inet socket outlived the job";
+    case SlotReset::kNetCounters:
+      return "the net namespace's counters moved";
   }
   return "?";
 }
@@ -376,6 +378,31 @@ bool same_sockets(const int* fds, const SocketCounts* base) {
   return count_sockets(fds[1], &now[1]) && now[1].inet == base[1].inet;
 }
 
+// Whether the net namespace's counters files read as they did at S's start (`base`, or, when
+// base is null, reads them into c->net_counters). Nothing resets them: lo's packet and byte
+// counts (/proc/net/dev) and the IP, ICMP, UDP and TCP MIBs (snmp, snmp6: Ip OutNoRoutes moves
+// on a failed send with no packet at all) are per namespace and cumulative, so a job that
+// moved one left a number the next job of the slot could read. A job that used no network
+// moves none (checked by the slot tests: the slot is kept).
+bool same_net_counters(SlotControl* c, const int* fds, bool baseline) {
+  char buf[SlotControl::kNetCounterBytes];
+  for (int i = 0; i < SlotControl::kNetCounterFiles; ++i) {
+    if (fds[i] < 0) continue;
+    char* into = baseline ? c->net_counters[i] : buf;
+    long len = call(SYS_pread64, fds[i], into, SlotControl::kNetCounterBytes, 0);
+    if (len < 0) return false;
+    if (baseline) {
+      c->net_counters_len[i] = len;
+      continue;
+    }
+    if (len != c->net_counters_len[i]) return false;
+    for (long k = 0; k < len; ++k) {
+      if (buf[k] != c->net_counters[i][k]) return false;
+    }
+  }
+  return true;
+}
+
 // Runs one job: clone, wait (serving the listener), kill the rest, reap everything.
 void run_job(SlotControl* c, int sfd) {
   LaunchPlan* plan = c->job;
@@ -421,13 +448,16 @@ int slot_main(void* arg) {
   // (a profile may mount none); /proc/self/net is the net namespace of the task that opens it.
   // sockstat6 exists only with IPv6.
   int sockstat_fds[2] = {-1, -1};
-  const char* sockstat_paths[2] = {"/proc/self/net/sockstat", "/proc/self/net/sockstat6"};
-  for (int i = 0; i < 2; ++i) {
-    rc = call(SYS_openat, AT_FDCWD, sockstat_paths[i], O_RDONLY | O_CLOEXEC);
-    if (rc == -ENOENT && i == 1) continue;
+  int counter_fds[SlotControl::kNetCounterFiles] = {-1, -1, -1};
+  const char* net_paths[2 + SlotControl::kNetCounterFiles] = {
+      "/proc/self/net/sockstat", "/proc/self/net/sockstat6", "/proc/self/net/dev",
+      "/proc/self/net/snmp", "/proc/self/net/snmp6"};
+  for (int i = 0; i < 2 + SlotControl::kNetCounterFiles; ++i) {
+    rc = call(SYS_openat, AT_FDCWD, net_paths[i], O_RDONLY | O_CLOEXEC);
+    if (rc == -ENOENT && (i == 1 || i == 4)) continue;  // no IPv6
     if (rc < 0) setup_fail(c, LaunchStage::kJobMount, rc, 101 + i);
     own_fd(c, rc);
-    sockstat_fds[i] = static_cast<int>(rc);
+    (i < 2 ? sockstat_fds[i] : counter_fds[i - 2]) = static_cast<int>(rc);
   }
   build_jail_tree(setup);
   // After the tree (its lo was brought up through a socket, closed since).
@@ -437,6 +467,7 @@ int slot_main(void* arg) {
       setup_fail(c, LaunchStage::kJobMount, -EIO, 101 + i);
     }
   }
+  if (!same_net_counters(c, counter_fds, true)) setup_fail(c, LaunchStage::kJobMount, -EIO, 103);
 
   // What the reset needs, opened now, before any job ran: the writable filesystems' roots,
   // their empty usage, and a detached mqueue mount of this ipc namespace (5.2) to list queues.
@@ -544,6 +575,10 @@ int slot_main(void* arg) {
     // channel between jobs); it cannot be removed, so the slot is replaced.
     if (ok && !same_sockets(sockstat_fds, sockets_at_start)) {
       c->reset_failure = SlotReset::kSockets;
+      ok = false;
+    }
+    if (ok && !same_net_counters(c, counter_fds, false)) {
+      c->reset_failure = SlotReset::kNetCounters;
       ok = false;
     }
     if (ok && call(SYS_wait4, -1, nullptr, __WALL | WNOHANG, nullptr) != -ECHILD) {
