@@ -25,8 +25,8 @@
 // the empty one, removes SysV shm/msg/sem and POSIX message queues, checks the hostname, that
 // no inet socket is left in its net namespace (a TIME_WAIT one would hold its port against the
 // next job), that the net namespace's cumulative counters did not move (lo's packets, the IP
-// MIBs: nothing resets them) and that the pid namespace holds only S, and says ready (or broken: jailpool
-// destroys the slot).
+// MIBs: nothing resets them) and that the pid namespace holds only S, and says ready (or broken:
+// jailpool destroys the slot).
 #pragma once
 
 #include <sys/types.h>
