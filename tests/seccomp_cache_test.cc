@@ -76,7 +76,7 @@ TEST_F(SeccompCacheTest, KeyedByPolicyAndReporting) {
   EXPECT_TRUE(learned.logs_allowed());
   EXPECT_TRUE(same(learned, compile_seccomp(profile, learning)));
   // A slot's spawner filter lets unshare(CLONE_NEWCGROUP) through: never the same file.
-  SeccompReporting slot{.name_violations = true, .cgroup_unshare = true};
+  SeccompReporting slot{.name_violations = true, .slot_spawner = true};
   EXPECT_NE(seccomp_cache_path(profile, slot, dir()), before);
   SeccompProgram spawner = compile_seccomp_cached(profile, slot, dir());
   EXPECT_TRUE(same(spawner, compile_seccomp(profile, slot)));

@@ -410,6 +410,9 @@ std::string describe_failure(const LaunchPlan& plan) {
       if (r.index >= 0 && static_cast<size_t>(r.index) < plan.job_ops.size()) {
         return fmt::format("{}: {}", describe_op(plan.job_ops[r.index]), why);
       }
+      if (plan.workdir_mount_fd >= 0) {
+        return fmt::format("putting the working directory with the job's files in place: {}", why);
+      }
       break;
     case LaunchStage::kExec:
       return fmt::format("cannot execute {}: {}",

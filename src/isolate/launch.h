@@ -138,6 +138,10 @@ struct LaunchPlan {
   // Signals jailpool ignores (bit N-1 for signal N): exec keeps SIG_IGN, so the job resets them.
   uint64_t ignored_signals = 0;
   const char* cwd = "/";
+  // A slot's job with files (isolate/slot.h): S moves this detached tmpfs (the job's working
+  // directory, filled by jailpool) onto the slot's working directory before the job, and
+  // detaches it after.
+  int workdir_mount_fd = -1;
   uint32_t uid = 65534, gid = 65534;
   struct Rlimit {
     int resource;

@@ -36,6 +36,7 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -239,10 +240,18 @@ scmp_arg_cmp arg_bits_set(unsigned arg, uint64_t bits) {
 // The default rules. A deny_kills call of kErrnoSyscalls that is in `deny` (the profile's
 // seccomp_deny) gets no rule here, so that the caller's kill replaces the errno.
 void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t kill,
-                       const std::set<int>& families, bool cgroup_unshare) {
+                       const std::set<int>& families, bool slot_spawner) {
   for (const char* name : kKilledSyscalls) {
-    if (cgroup_unshare && std::string_view(name) == "unshare") {
+    if (slot_spawner && std::string_view(name) == "unshare") {
       add_rule(ctx, kill, name, {scmp_arg_cmp{0, SCMP_CMP_NE, CLONE_NEWCGROUP, 0}});
+      continue;
+    }
+    if (slot_spawner && std::string_view(name) == "move_mount") {
+      add_rule(ctx, kill, name, {scmp_arg_cmp{4, SCMP_CMP_NE, MOVE_MOUNT_F_EMPTY_PATH, 0}});
+      continue;
+    }
+    if (slot_spawner && std::string_view(name) == "umount2") {
+      add_rule(ctx, kill, name, {scmp_arg_cmp{1, SCMP_CMP_NE, MNT_DETACH, 0}});
       continue;
     }
     add_rule(ctx, kill, name);
@@ -448,7 +457,7 @@ SeccompProgram compile_seccomp(const Profile& profile, const SeccompReporting& r
     case SECCOMP_DEFAULT: {
       Ctx ctx = make_ctx(allowed);
       pin_never_notified(ctx.get(), allowed, false);
-      add_default_rules(ctx.get(), deny, denied, families, reporting.cgroup_unshare);
+      add_default_rules(ctx.get(), deny, denied, families, reporting.slot_spawner);
       std::set<int> already;
       for (const char* name : kKilledSyscalls) already.insert(resolve(name));
       for (const auto& call : kErrnoSyscalls) {

@@ -68,11 +68,14 @@ struct SeccompReporting {
   // Learning mode (jailpool run --seccomp-log): every call the policy allows notifies, and init
   // records it and lets it continue; denied calls kill.
   bool log_allowed = false;
-  // For a slot's spawner (isolate/slot.h), which attaches the filter to itself once: unshare
-  // with exactly CLONE_NEWCGROUP is let through (the job's first process, still privileged,
-  // takes its own cgroup namespace; the job itself holds no capability, so for it the call
-  // fails with EPERM). Every other unshare is denied as before.
-  bool cgroup_unshare = false;
+  // For a slot's spawner (isolate/slot.h), which attaches the filter to itself once and keeps
+  // its capabilities: unshare with exactly CLONE_NEWCGROUP (the job's first process, still
+  // privileged, takes its own cgroup namespace), move_mount with exactly
+  // MOVE_MOUNT_F_EMPTY_PATH (S puts a job's working directory with its files, a detached
+  // tmpfs, in place) and umount2 with exactly MNT_DETACH (S takes it away after the job) are let
+  // through. The job holds no capability and cannot make a user namespace, so for it these
+  // calls fail with EPERM; with any other flags they are denied as before.
+  bool slot_spawner = false;
 };
 
 // Compiles the profile's policy (profile.seccomp, seccomp_allow, seccomp_deny) for the native

@@ -101,7 +101,7 @@ std::string cache_key(const Profile& profile, const SeccompReporting& reporting)
       "{}\n",
       id, v ? v->major : 0, v ? v->minor : 0, v ? v->micro : 0, u.release, u.version, u.machine,
       reporting.name_violations ? 1 : 0, reporting.log_allowed ? 1 : 0,
-      reporting.cgroup_unshare ? 1 : 0);
+      reporting.slot_spawner ? 1 : 0);
   std::string serialized;
   {
     google::protobuf::io::StringOutputStream stream(&serialized);

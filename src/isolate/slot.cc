@@ -66,7 +66,10 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
   // The writable filesystems S wipes between jobs.
   std::vector<std::string> wipe;
   for (const Tmpfs& fs : profile.tmpfs()) wipe.push_back(fs.dst());
-  if (!profile.cwd().empty()) wipe.push_back(profile.cwd());
+  if (!profile.cwd().empty()) {
+    wipe.push_back(profile.cwd());
+    c.workdir = setup.keep(profile.cwd());
+  }
   if (profile.dev_shm()) wipe.push_back("/dev/shm");
   if (wipe.size() > std::size(c.wipe_paths)) throw Error("slot: too many writable filesystems");
   for (size_t i = 0; i < wipe.size(); ++i) c.wipe_paths[i] = setup.keep(wipe[i]);
@@ -160,8 +163,8 @@ std::string Slot::broken_reason() const {
 
 void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
   if (config.profile != profile_) throw Error("slot: a job of another profile");
-  if (!config.extra_binds.empty() || config.cwd_mount_fd >= 0) {
-    throw Error("slot: a job with binds or files of its own needs a fresh jail");
+  if (!config.extra_binds.empty()) {
+    throw Error("slot: a job with binds of its own needs a fresh jail");
   }
   if (config.argv.empty() || config.argv[0].empty()) throw ConfigError("argv", "empty command");
   if (state() != SlotControl::kReady) throw Error("slot: not ready");
@@ -187,6 +190,12 @@ void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
   plan->cwd =
       plan->keep(!config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd()));
   plan->rlimits = config.rlimits;
+  if (config.cwd_mount_fd >= 0) {
+    // Its files: S puts their tmpfs on the working directory (the fd number is S's too:
+    // CLONE_FILES; the caller keeps it open until the result).
+    if (control_->workdir == nullptr) throw Error("slot: no working directory for files");
+    plan->workdir_mount_fd = config.cwd_mount_fd;
+  }
   for (const std::string& c : exec_candidates(config.argv[0], config.env)) {
     plan->exec_paths.push_back(plan->keep(c));
   }

@@ -58,6 +58,7 @@ enum class SlotReset : int {
   kHostname,
   kSockets,      // an inet socket of the slot's net namespace outlived the job (TIME_WAIT, ...)
   kNetCounters,  // the net namespace's counters moved (lo's packets, the IP/UDP/TCP MIBs)
+  kWorkdir,      // the job's working directory with its files could not be detached
 };
 const char* describe_slot_reset(SlotReset what);
 
@@ -79,6 +80,9 @@ struct SlotControl {
   LaunchPlan* job = nullptr;       // the job handed over (valid until kResult)
   const char* wipe_paths[8] = {};  // the writable filesystems' mount points (jailpool)
   int wipe_count = 0;
+  // The working directory's mount point (jailpool), where a job's files go (LaunchPlan::
+  // workdir_mount_fd); nullptr when the profile has none.
+  const char* workdir = nullptr;
   uint32_t root_uid[8] = {}, root_gid[8] = {}, root_mode[8] = {};  // as built (S)
   // fds S opened in the shared table, closed by jailpool once S is gone.
   // At most: 5 net files, 8 writable filesystems, the mqueue mount, the signalfd, a listener.

@@ -98,6 +98,9 @@ __asm__(
 
 namespace jailpool::isolate {
 
+// MNT_DETACH: <sys/mount.h>, which clashes with <linux/mount.h> under glibc 2.36.
+constexpr int kMntDetach = 2;
+
 const char* describe_slot_reset(SlotReset what) {
   switch (what) {
     case SlotReset::kNone:
@@ -120,6 +123,8 @@ const char* describe_slot_reset(SlotReset what) {
       return "an inet socket outlived the job";
     case SlotReset::kNetCounters:
       return "the net namespace's counters moved";
+    case SlotReset::kWorkdir:
+      return "the job's working directory could not be detached";
   }
   return "?";
 }
@@ -553,7 +558,21 @@ int slot_main(void* arg) {
     uint64_t count;
     if (call(SYS_read, c->go_fd, &count, sizeof count) != sizeof count) continue;
     if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != SlotControl::kRunning) continue;
-    run_job(c, static_cast<int>(sfd));
+    // A job with files: their tmpfs (detached, made and filled by jailpool) goes over the
+    // slot's own working directory, which stays empty beneath it; detached again below.
+    LaunchPlan* job = c->job;
+    bool workdir_mounted = false;
+    if (job->workdir_mount_fd >= 0) {
+      rc = call(SYS_move_mount, job->workdir_mount_fd, "", AT_FDCWD, c->workdir,
+                MOVE_MOUNT_F_EMPTY_PATH);
+      if (rc < 0) {
+        job->report.stage = LaunchStage::kJobMount;
+        job->report.err = static_cast<int>(-rc);
+      } else {
+        workdir_mounted = true;
+      }
+    }
+    if (job->report.stage == LaunchStage::kNone) run_job(c, static_cast<int>(sfd));
     // Drain the SIGCHLDs of this job.
     struct signalfd_siginfo info;
     while (call(SYS_read, sfd, &info, sizeof info) > 0) {
@@ -561,8 +580,16 @@ int slot_main(void* arg) {
     ++c->jobs;
     set_state(c, SlotControl::kResult);  // the plan is jailpool's again
 
-    bool ok = wipe_filesystems(c, wipe_fds, base) && wipe_sysv(c) &&
-              wipe_mqueues(c, static_cast<int>(mq));
+    // Every process of the job is gone: nothing holds the job's working directory. The umount
+    // waits for an RCU grace period, so it comes after the result. jailpool keeps its fd for the
+    // copy-out.
+    bool ok = true;
+    if (workdir_mounted && call(SYS_umount2, c->workdir, kMntDetach) < 0) {
+      c->reset_failure = SlotReset::kWorkdir;
+      ok = false;
+    }
+    ok = ok && wipe_filesystems(c, wipe_fds, base) && wipe_sysv(c) &&
+         wipe_mqueues(c, static_cast<int>(mq));
     if (ok) {
       struct utsname now;
       if (call(SYS_uname, &now) < 0 || !same(now.nodename, expected.nodename) ||

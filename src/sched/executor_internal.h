@@ -134,7 +134,7 @@ struct Executor::SeccompCache {
   std::string dir;  // on disk too, when not ""
   std::map<std::tuple<const Profile*, bool, bool>, isolate::SeccompProgram> programs;
   isolate::SeccompProgram* get(const Profile* profile, const isolate::SeccompReporting& how) {
-    auto key = std::make_tuple(profile, how.log_allowed, how.cgroup_unshare);
+    auto key = std::make_tuple(profile, how.log_allowed, how.slot_spawner);
     auto it = programs.find(key);
     if (it == programs.end())
       it = programs.emplace(key, isolate::compile_seccomp_cached(*profile, how, dir)).first;

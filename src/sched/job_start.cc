@@ -250,13 +250,14 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     if (r.limits.has_cpus()) cg_limits.cpuset_cpus = r.limits.cpus();
     if (r.limits.has_cpu_quota_percent())
       cg_limits.cpu_quota_percent = r.limits.cpu_quota_percent();
-    // A slot, for a job that needs nothing of its own (its CPUs pinned by a cgroup, when it
-    // pins them). Its filter is attached once to the slot's init, which lets the job's first
-    // process take its cgroup namespace (SeccompReporting::cgroup_unshare).
+    // A slot, for a job that needs nothing of its own but files (its CPUs pinned by a cgroup,
+    // when it pins them; its files' tmpfs, r.scratch, put on the working directory by the
+    // slot's init). Its filter is attached once to the slot's init, which lets the job's first
+    // process take its cgroup namespace (SeccompReporting::slot_spawner).
     std::unique_ptr<isolate::Slot> slot;
-    if (slots_ && spec.bind_size() == 0 && !r.scratch && !spec.seccomp_log() &&
-        isolate::slot_capable(profile)) {
-      reporting.cgroup_unshare = true;
+    if (slots_ && spec.bind_size() == 0 && (!r.scratch || !profile.cwd().empty()) &&
+        !spec.seccomp_log() && isolate::slot_capable(profile)) {
+      reporting.slot_spawner = true;
       isolate::SeccompProgram* slot_seccomp = seccomp_cache_->get(&profile, reporting);
       slot = slots_->acquire(profile, slot_seccomp);
       config.seccomp = slot_seccomp;
