@@ -303,13 +303,7 @@ int job_main(void* arg) {
     // exec, which gives the program a private copy of the table without it (CLONE_FILES).
     if (plan->seccomp_listen) plan->report.seccomp_listener = static_cast<int>(rc);
   }
-  // PATH search was resolved into candidates; report the most telling error, like execvp.
-  long err = -ENOENT;
-  for (const char* path : plan->frozen.exec_paths) {
-    rc = call(SYS_execve, path, plan->frozen.argv, plan->frozen.envp);
-    if (rc != -ENOENT && rc != -ENOTDIR && (err == -ENOENT || err == -ENOTDIR)) err = rc;
-  }
-  fail(plan, LaunchStage::kExec, err);
+  fail(plan, LaunchStage::kExec, job_exec(plan));
 }
 
 // Serves the job's seccomp listener until the job has ended (or no task uses the filter any

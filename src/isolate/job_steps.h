@@ -5,6 +5,7 @@
 // index)` reports a failure and does not return.
 #pragma once
 
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
@@ -84,6 +85,28 @@ void job_become_user(LaunchPlan* plan, Fail fail) {
   if ((rc = raw::call(SYS_capset, &cap_header, cap_data)) < 0) {
     fail(plan, LaunchStage::kCredentials, rc, 6);
   }
+}
+
+// Execs the first candidate that exists (PATH search was resolved into candidates) and returns
+// the most telling error, like execvp. A text file busy (ETXTBSY) is retried for up to ~100 ms:
+// another job's first process, between its clone and its close_range, holds a copy of every fd
+// jailpool had open at that instant (a slot's spawner shares jailpool's table), which may
+// include the write fd of this job's copied-in program; it lets go within microseconds (the
+// fork/exec ETXTBSY race, golang/go#22315).
+inline long job_exec(LaunchPlan* plan) {
+  long err = -ENOENT;
+  for (const char* path : plan->frozen.exec_paths) {
+    long rc = raw::call(SYS_execve, path, plan->frozen.argv, plan->frozen.envp);
+    for (int retry = 0; rc == -ETXTBSY && retry < 100; ++retry) {
+      struct timespec pause {
+        0, 1000000
+      };
+      raw::call(SYS_nanosleep, &pause, nullptr);
+      rc = raw::call(SYS_execve, path, plan->frozen.argv, plan->frozen.envp);
+    }
+    if (rc != -ENOENT && rc != -ENOTDIR && (err == -ENOENT || err == -ENOTDIR)) err = rc;
+  }
+  return err;
 }
 
 // What a jail's init does around its job (a fresh jail's init, a slot's S).

@@ -162,12 +162,7 @@ int slot_job_main(void* arg) {
   // S locked the securebits and emptied the bounding and ambient sets once for all its jobs.
   job_become_user(plan, job_fail);
   if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) job_fail(plan, LaunchStage::kCloseFds, rc);
-  long err = -ENOENT;
-  for (const char* path : plan->frozen.exec_paths) {
-    rc = call(SYS_execve, path, plan->frozen.argv, plan->frozen.envp);
-    if (rc != -ENOENT && rc != -ENOTDIR && (err == -ENOENT || err == -ENOTDIR)) err = rc;
-  }
-  job_fail(plan, LaunchStage::kExec, err);
+  job_fail(plan, LaunchStage::kExec, job_exec(plan));
 }
 
 [[noreturn]] void setup_fail(SlotControl* c, LaunchStage stage, long err, int index = -1) {
