@@ -403,8 +403,7 @@ void run_job(SlotControl* c, int sfd) {
       }
     }
   }
-  while (reap_one(plan, job_pid, 0) > 0) {
-  }
+  plan->report.survivors = reap_jail(plan, job_pid, sfd);
 }
 
 }  // namespace
@@ -528,9 +527,13 @@ int slot_main(void* arg) {
     while (call(SYS_read, sfd, &info, sizeof info) > 0) {
     }
     ++c->jobs;
+    const bool survivors = c->job->report.survivors > 0;
     set_state(c, SlotControl::kResult);  // the plan is jailpool's again
 
-    bool ok = wipe_filesystems(c, wipe_fds, base) && wipe_sysv(c) &&
+    // Processes that outlived SIGKILL (reap_jail): this pid namespace can never be emptied,
+    // the slot is destroyed (S's own exit then waits for them in the kernel).
+    if (survivors) c->reset_failure = SlotReset::kProcesses;
+    bool ok = !survivors && wipe_filesystems(c, wipe_fds, base) && wipe_sysv(c) &&
               wipe_mqueues(c, static_cast<int>(mq));
     if (ok) {
       struct utsname now;
