@@ -39,6 +39,7 @@ enum TokenKind : uint64_t {
   kSlot = 9,        // a slot's state changed (its job's result may be ready)
   kSlotDeath = 10,  // a slot's init died (serial: its pid); one watch per slot's life
   kFiles = 11,      // file work is done (FileWork::done_fd)
+  kSurvivors = 12,  // a fresh jail's init gave up on survivors (Executor::survivor_notice_)
 };
 inline uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -46,6 +47,12 @@ inline uint64_t make_token(uint64_t serial, TokenKind kind) {
 
 constexpr size_t kDefaultCaptureLimit = 64ull << 20;
 constexpr int kRmdirRetries = 200;  // 1 ms apart
+// Then a cgroup still busy (a process of its job outlived SIGKILL: kSurvivorGraceNs) is killed
+// again and retried with a backoff from 10 ms to kRmdirSlowMaxNs, for as long as the executor
+// lives; a run that has nothing else left waits for it (and for inits still exiting with
+// survivors) at most kStuckWaitMs, and the executor's destruction as long.
+constexpr uint64_t kRmdirSlowMaxNs = 1000000000ull;
+constexpr int kStuckWaitMs = 2000;
 
 inline const char* signal_name(int sig) {
   const char* name = sigabbrev_np(sig);
