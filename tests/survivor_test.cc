@@ -129,20 +129,20 @@ class SurvivorTest : public ::testing::Test {
     executor_ = std::make_unique<sched::Executor>(options);
   }
 
-  JobSpec job(const std::string& id, std::vector<std::string> argv) const {
+  JobSpec job(const std::string& id, std::vector<std::string> argv,
+              uint64_t wall_ms = 120000) const {
     JobSpec spec = make_job(id, std::move(argv));
-    spec.mutable_limits()->set_wall_time_ms(120000);
+    spec.mutable_limits()->set_wall_time_ms(wall_ms);
     return spec;
   }
 
-  // Runs a job whose child the test freezes once it has started; returns its result, or
-  // nullopt when the job did not end within 60 s of the freeze (thawed then, so that the
-  // executor returns: without the survivor handling, the job waits for the frozen child).
-  std::optional<JobResult> run_with_frozen_child() {
-    auto pending = std::async(std::launch::async, [&] {
-      return executor_->run_one(job("leave", {in_jail("freeze_child"), "leave", marker_}),
-                                profile_);
-    });
+  // Runs `spec`, freezing its process "freeze_child child <marker>" once it has started;
+  // returns its result, or nullopt when the job did not end within 60 s of the freeze (thawed
+  // then, so that the executor returns: without the survivor handling, the job waits for the
+  // frozen process).
+  std::optional<JobResult> run_with_frozen_child(const JobSpec& spec) {
+    auto pending =
+        std::async(std::launch::async, [&] { return executor_->run_one(spec, profile_); });
     std::string pid;
     for (int i = 0; i < 3000 && pid.empty(); ++i) {
       if (pending.wait_for(10ms) == std::future_status::ready) break;
@@ -160,12 +160,27 @@ class SurvivorTest : public ::testing::Test {
     return pending.get();
   }
 
+  std::optional<JobResult> run_with_frozen_child() {
+    return run_with_frozen_child(job("leave", {in_jail("freeze_child"), "leave", marker_}));
+  }
+
   static void expect_survivor_result(const std::optional<JobResult>& r) {
     ASSERT_TRUE(r.has_value()) << "the job hung on its frozen child";
     EXPECT_EQ(r->status(), OK) << describe(*r);
     EXPECT_EQ(parse_facts(r->stdout())["frozen"], "1") << describe(*r);
     EXPECT_NE(r->message().find("1 process of the job outlived SIGKILL"), std::string::npos)
         << describe(*r);
+  }
+
+  // The job's first process itself frozen: its wall limit kills it, in vain.
+  void frozen_first_process_past_its_wall_limit() {
+    std::optional<JobResult> frozen =
+        run_with_frozen_child(job("frozen", {in_jail("freeze_child"), "child", marker_}, 2000));
+    ASSERT_TRUE(frozen.has_value()) << "the job hung on its frozen first process";
+    EXPECT_EQ(frozen->status(), WALL_TIME_LIMIT_EXCEEDED) << describe(*frozen);
+    EXPECT_NE(frozen->message().find("outlived SIGKILL"), std::string::npos) << describe(*frozen);
+    JobResult next = executor_->run_one(job("next", {in_jail("freeze_child"), "ns"}), profile_);
+    EXPECT_EQ(next.status(), OK) << describe(next);
   }
 
   Profile profile_;
@@ -202,6 +217,17 @@ TEST_F(SurvivorTest, FreshJailWithAFrozenProcessEndsItsJobAndBatch) {
   EXPECT_EQ(next.status(), OK) << describe(next);
   ASSERT_TRUE(left.has_value());
   EXPECT_NE(parse_facts(next.stdout())["netns"], parse_facts(left->stdout())["netns"]);
+}
+
+TEST_F(SurvivorTest, SlotWhoseFrozenFirstProcessOutlivesItsKill) {
+  make_executor(true);
+  frozen_first_process_past_its_wall_limit();
+  EXPECT_EQ(executor_->slots()->stats().created, 2u) << "the slot was not replaced";
+}
+
+TEST_F(SurvivorTest, FreshJailWhoseFrozenFirstProcessOutlivesItsKill) {
+  make_executor(false);
+  frozen_first_process_past_its_wall_limit();
 }
 
 }  // namespace

@@ -698,8 +698,9 @@ bool Jail::done() const {
 }
 
 uint32_t Jail::survivors() const {
-  if (!done()) return 0;
-  return plan_->report.survivors;  // written before init_done (acquired by done())
+  if (!done()) return given_up_ ? 1 : 0;
+  const uint32_t n = plan_->report.survivors;  // written before init_done (acquired by done())
+  return given_up_ && n == 0 ? 1 : n;
 }
 
 bool Jail::exited() const {
@@ -709,7 +710,8 @@ bool Jail::exited() const {
 }
 
 JailOutcome Jail::outcome_before_reap() const {
-  if (!done()) throw Error("jail: outcome read before its init was done");
+  if (!done() && !given_up_) throw Error("jail: outcome read before its init was done");
+  std::atomic_thread_fence(std::memory_order_acquire);
   return read_outcome();
 }
 

@@ -144,8 +144,13 @@ class Jail {
   // teardown) is over; reap() it then, or let the destructor wait for it.
   bool done() const;
   JailOutcome outcome_before_reap() const;
-  // Processes that outlived SIGKILL, once done() (LaunchReport::survivors).
+  // Processes that outlived SIGKILL, once done() (LaunchReport::survivors); after give_up(),
+  // at least 1.
   uint32_t survivors() const;
+  // Gives up waiting for a killed init that has not exited (its exit waits for a process that
+  // outlives SIGKILL): its report is read as it stands (outcome_before_reap), and it counts as
+  // a jail with survivors. Its pidfd still says when it has exited.
+  void give_up() { given_up_ = true; }
   // Whether init has exited (its pidfd is readable): reap() returns at once.
   bool exited() const;
   // Gives up on an init that does not exit (its pid namespace holds survivors): the destructor
@@ -164,6 +169,7 @@ class Jail {
   uint64_t start_ns_ = 0;
   bool reaped_ = false;
   bool abandoned_ = false;
+  bool given_up_ = false;
 };
 
 uint64_t monotonic_now_ns();

@@ -215,7 +215,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       if (other.finished || other.killed_for != VerdictFacts::Kill::kNone) continue;
       other.group_kill_reason = reason;
       other.mark_killed(VerdictFacts::Kill::kGroup);
-      other.kill_job();
+      other.kill_job(*loop_);
     }
   };
 
@@ -259,7 +259,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       for (auto& r : running) {
         if (!r->finished && (r->jail || r->slot) && r->killed_for == VerdictFacts::Kill::kNone) {
           r->mark_killed(VerdictFacts::Kill::kInterrupted);
-          r->kill_job();
+          r->kill_job(*loop_);
         }
       }
     }
@@ -463,7 +463,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             bool more = drain(pipe, output_limit, &over);
             if (over && r.killed_for == VerdictFacts::Kill::kNone) {
               r.mark_killed(VerdictFacts::Kill::kOutput);
-              r.kill_job();
+              r.kill_job(*loop_);
             }
             if (more) {
               loop_->watch_readable(pipe.read_end.get(), c.token);
@@ -486,7 +486,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
               loop_->timer_at(exec + limit_ns, c.token);
             } else if (r.killed_for == VerdictFacts::Kill::kNone) {
               r.mark_killed(VerdictFacts::Kill::kWallTime);
-              r.kill_job();
+              r.kill_job(*loop_);
             }
             break;
           }
@@ -501,7 +501,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
                 // Every task of the tree at once (cgroup.kill), not after its init's death:
                 // a tree burning N CPUs overshoots N times the kill's latency.
                 r.cgroup->kill_all();
-                r.kill_job();
+                r.kill_job(*loop_);
               }
             } else {
               loop_->timer_at(check.next_ns, c.token);
@@ -510,6 +510,19 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
           }
           case kExit:
             finish_job(r, false);
+            break;
+          case kKillGrace:
+            // Killed a while ago and not ended: a process outlives SIGKILL (uninterruptible
+            // sleep, frozen): the job's first process itself (its init waits for it), or one
+            // a killed fresh init's exit waits for. The job's result is given up on now.
+            if (r.jail && !r.jail->done() && !r.jail->exited()) {
+              r.outlived_kill = true;
+              r.jail->give_up();
+              finish_job(r, true);  // to exiting_, as a jail with survivors
+            } else if (r.slot && !r.slot->result_ready()) {
+              r.outlived_kill = true;
+              finish_job(r, false);  // the slot is discarded (destroyed without waiting)
+            }
             break;
           case kSlot:
             if (r.slot && r.slot->result_ready()) {
@@ -537,7 +550,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
           r.jail.reset();
         }
         if (r.slot) {
-          r.kill_job();
+          r.kill_job(*loop_);
           r.slot_held_fds.clear();
           slots_->discard(std::move(r.slot));
         }

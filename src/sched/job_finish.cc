@@ -120,6 +120,7 @@ void Executor::finish_job(Running& r, bool init_done) {
   } else {
     outcome = init_done ? r.jail->outcome_before_reap() : r.jail->reap();
   }
+  if (r.outlived_kill && outcome.survivors == 0) outcome.survivors = 1;  // at least one
   if (r.jail_template) templates_->release(std::move(r.jail_template));
   uint64_t output_limit =
       r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
