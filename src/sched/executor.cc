@@ -58,8 +58,11 @@ Executor::Executor(ExecutorOptions options)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
   seccomp_notify_ = isolate::seccomp_notify_available();
-  int notice = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (notice >= 0) survivor_notice_.reset(notice);  // else survivors are seen at init's exit
+  // Above 2 (the jails' inits dup the job's stdio there); without it, survivors are seen at
+  // their init's exit only.
+  UniqueFd notice(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (notice && notice.get() < 3) notice.reset(fcntl(notice.get(), F_DUPFD_CLOEXEC, 3));
+  if (notice.get() >= 0) survivor_notice_ = std::move(notice);
 }
 
 Executor::~Executor() {
