@@ -606,6 +606,10 @@ std::unique_ptr<Jail> Jail::start(const JailConfig& config, const JobCgroup& cgr
   if (into_cgroup) plan.into_cgroup_fd = cgroup.v2_dir_fd();
   for (int fd : plan.attach_fds) plan.keep_fds.push_back(fd);
   if (plan.into_cgroup_fd >= 0) plan.keep_fds.push_back(plan.into_cgroup_fd);
+  if (config.survivor_notice_fd >= 0) {
+    plan.survivor_notice_fd = config.survivor_notice_fd;
+    plan.keep_fds.push_back(config.survivor_notice_fd);
+  }
   if (config.cwd_mount_fd >= 0) {
     if (profile.cwd().empty()) throw Error("jail: a working-directory mount without a cwd");
     plan.keep_fds.push_back(config.cwd_mount_fd);
@@ -696,8 +700,21 @@ bool Jail::done() const {
   return std::atomic_ref<uint32_t>(plan_->report.init_done).load(std::memory_order_acquire) != 0;
 }
 
+uint32_t Jail::survivors() const {
+  if (!done()) return given_up_ ? 1 : 0;
+  const uint32_t n = plan_->report.survivors;  // written before init_done (acquired by done())
+  return given_up_ && n == 0 ? 1 : n;
+}
+
+bool Jail::exited() const {
+  if (reaped_) return true;
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
 JailOutcome Jail::outcome_before_reap() const {
-  if (!done()) throw Error("jail: outcome read before its init was done");
+  if (!done() && !given_up_) throw Error("jail: outcome read before its init was done");
+  std::atomic_thread_fence(std::memory_order_acquire);
   return read_outcome();
 }
 
@@ -711,6 +728,7 @@ JailOutcome Jail::read_outcome() const {
   out.exit_ns = r.exit_ns;
   out.seccomp_denied_nr = r.seccomp_denied_nr;
   out.seccomp_denied_arch = r.seccomp_denied_arch;
+  out.survivors = r.survivors;
   for (int nr = 0; nr < 64 * 8; ++nr) {
     if (r.seccomp_used[nr / 64] & (1ull << (nr % 64))) out.seccomp_used.push_back(nr);
   }
@@ -722,6 +740,10 @@ JailOutcome Jail::read_outcome() const {
 }
 
 Jail::~Jail() {
+  if (abandoned_) {
+    (void)plan_.release();  // init may still be inside the kernel's exit with it mapped
+    return;
+  }
   if (!reaped_ && pid_ > 0) {
     kill();
     siginfo_t info;

@@ -43,6 +43,11 @@ struct JailConfig {
   // building the root: the jail joins the template's mount, net and uts namespaces and takes a
   // private copy of the mount tree and a fresh ipc namespace.
   const JailTemplate* from_template = nullptr;
+  // An eventfd the jail's init adds 1 to when it gives up on survivors (see kSurvivorGraceNs):
+  // its report is final then (done()), though the job's pipes stay open and init's exit waits
+  // for them. Must be close-on-exec. -1: none (the caller then learns of survivors only at
+  // init's exit).
+  int survivor_notice_fd = -1;
 };
 
 // A template: the expensive, job-independent part of a jail, built once and held by a small
@@ -107,6 +112,9 @@ struct JailOutcome {
   int seccomp_denied_nr = -1;
   uint32_t seccomp_denied_arch = 0;
   std::vector<int> seccomp_used;
+  // Processes that outlived SIGKILL for kSurvivorGraceNs (LaunchReport::survivors): the jail's
+  // init gave up waiting for them. Its exit (the pid namespace's teardown) waits for them.
+  uint32_t survivors = 0;
 };
 
 class Jail {
@@ -136,6 +144,18 @@ class Jail {
   // teardown) is over; reap() it then, or let the destructor wait for it.
   bool done() const;
   JailOutcome outcome_before_reap() const;
+  // Processes that outlived SIGKILL, once done() (LaunchReport::survivors); after give_up(),
+  // at least 1.
+  uint32_t survivors() const;
+  // Gives up waiting for a killed init that has not exited (its exit waits for a process that
+  // outlives SIGKILL): its report is read as it stands (outcome_before_reap), and it counts as
+  // a jail with survivors. Its pidfd still says when it has exited.
+  void give_up() { given_up_ = true; }
+  // Whether init has exited (its pidfd is readable): reap() returns at once.
+  bool exited() const;
+  // Gives up on an init that does not exit (its pid namespace holds survivors): the destructor
+  // neither kills nor waits, and the memory init ran on is leaked rather than freed.
+  void abandon() { abandoned_ = true; }
 
  private:
   Jail() = default;
@@ -148,6 +168,8 @@ class Jail {
   pid_t pid_ = -1;
   uint64_t start_ns_ = 0;
   bool reaped_ = false;
+  bool abandoned_ = false;
+  bool given_up_ = false;
 };
 
 uint64_t monotonic_now_ns();

@@ -285,8 +285,15 @@ int job_main(void* arg) {
   if ((rc = call(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0) {
     fail(plan, LaunchStage::kNoNewPrivs, rc);
   }
-  // Only 0, 1 and 2 cross into the program.
-  if ((rc = call(SYS_close_range, 3, ~0U, 0)) < 0) fail(plan, LaunchStage::kCloseFds, rc);
+  // Only 0, 1 and 2 cross into the program. Sharing init's table (seccomp_listen), spare
+  // init's survivor notice: it is close-on-exec, so the program's copy never has it.
+  const int notice = plan->seccomp_listen ? plan->survivor_notice_fd : -1;
+  if (notice > 3 && (rc = call(SYS_close_range, 3, notice - 1, 0)) < 0) {
+    fail(plan, LaunchStage::kCloseFds, rc);
+  }
+  if ((rc = call(SYS_close_range, notice >= 3 ? notice + 1 : 3, ~0U, 0)) < 0) {
+    fail(plan, LaunchStage::kCloseFds, rc);
+  }
   // The lock ban first: once a notifying filter is in place, this seccomp(2) call would wait
   // for init, which waits for this exec.
   if (plan->seccomp_lock_ban != nullptr && (plan->ban_locks || plan->report.locks_shared)) {
@@ -461,14 +468,21 @@ int jail_init_main(void* arg) {
     serve_seccomp(plan, job_pid, sigchld);
   }
   // Reap everything; when the job itself ends, kill what it left behind (daemons, setsid'd
-  // children: all are in this pid namespace).
-  while (reap_one(plan, job_pid, 0) > 0) {
-  }
-  // The jail is empty. Say so, then close every fd with a syscall of its own: the files are
-  // released on its return (task work), so jailpool sees EOF on the job's pipes now. At
-  // exit_group they would be released only after the namespaces' teardown (exit_task_work
-  // runs after exit_task_namespaces), which is ~0.3 ms here (mount tree, ipc, pid namespace).
+  // children: all are in this pid namespace), and give up on what outlives that (survivors).
+  const uint32_t survivors = reap_jail(plan, job_pid, -1);
+  plan->report.survivors = survivors;
+  // The jail is empty (or holds survivors). Say so, then close every fd with a syscall of its
+  // own: the files are released on its return (task work), so jailpool sees EOF on the job's
+  // pipes now. At exit_group they would be released only after the namespaces' teardown
+  // (exit_task_work runs after exit_task_namespaces), which is ~0.3 ms here (mount tree, ipc,
+  // pid namespace).
   __atomic_store_n(&plan->report.init_done, 1u, __ATOMIC_RELEASE);
+  if (survivors > 0 && plan->survivor_notice_fd >= 0) {
+    // Survivors hold the job's pipes open (no EOF) and this exit waits for them in the kernel
+    // (the pid namespace's teardown): tell jailpool the report is final.
+    uint64_t one = 1;
+    call(SYS_write, plan->survivor_notice_fd, &one, sizeof one);
+  }
   call(SYS_close_range, 0, ~0U, 0);
   raw::exit_group(exec_failed ? 127 : 0);
 }

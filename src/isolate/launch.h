@@ -89,6 +89,15 @@ const char* describe_stage(LaunchStage stage);
 // init's buffer for a seccomp notification; the supervisor checks the kernel's struct fits.
 constexpr size_t kSeccompNotifBuffer = 512;
 
+// How long a jail's init waits, after the job's first process ended and it killed the rest,
+// for the rest to be gone. A process can outlive SIGKILL: in uninterruptible sleep (a hung NFS
+// or FUSE call), or frozen by a cgroup-v1 freezer (TASK_FROZEN ignores SIGKILL; v2's freezer
+// lets it through). Past this, init reports them (LaunchReport::survivors) and gives up: the
+// job still gets its result, and its jail is destroyed rather than reused. Short enough that a
+// hung process costs little; long enough that a big process still exiting (freeing gigabytes
+// takes a few hundred ms) is not counted, and if it is, it costs one slot's rebuild, no more.
+constexpr uint64_t kSurvivorGraceNs = 1000000000ull;
+
 // Written by init (shared memory), read by the supervisor after init has been reaped.
 struct LaunchReport {
   LaunchStage stage = LaunchStage::kNone;  // kNone: the program was exec'd
@@ -113,6 +122,10 @@ struct LaunchReport {
   // pipes with this set means the jail is empty and the report final, while init's own exit
   // (the namespaces' teardown) may still be running.
   uint32_t init_done = 0;
+  // Processes of the jail still alive kSurvivorGraceNs after the job's first process ended and
+  // init killed the rest (counted in the jail's /proc when mounted, else 1: at least one). Set
+  // before init_done.
+  uint32_t survivors = 0;
 };
 
 struct LaunchPlan {
@@ -129,6 +142,9 @@ struct LaunchPlan {
   int unshare_flags = 0;
   // Template holders only: written once the template is ready, then the holder waits.
   int ready_fd = -1;
+  // An eventfd (kept: in keep_fds) init adds 1 to when it gives up on survivors (see
+  // kSurvivorGraceNs), right after setting report.init_done; -1: none.
+  int survivor_notice_fd = -1;
 
   // The job's first process.
   std::vector<int> keep_fds;    // fds init keeps open (all others are closed at start)

@@ -243,6 +243,7 @@ JailOutcome Slot::outcome() const {
   out.exit_ns = r.exit_ns;
   out.seccomp_denied_nr = r.seccomp_denied_nr;
   out.seccomp_denied_arch = r.seccomp_denied_arch;
+  out.survivors = r.survivors;
   if (r.stage != LaunchStage::kNone) {
     out.setup_failed = true;
     out.setup_error = describe_failure(*job_);
@@ -256,20 +257,91 @@ JailOutcome Slot::outcome() const {
   return out;
 }
 
+std::unique_ptr<SlotRemains> Slot::kill_and_take() {
+  std::unique_ptr<SlotRemains> rem(new SlotRemains());
+  if (pid_ > 0) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  rem->pid_ = pid_;
+  rem->pidfd_ = std::move(pidfd_);
+  rem->stack_ = stack_;
+  rem->control_ = std::move(control_);
+  rem->setup_ = std::move(setup_);
+  rem->job_ = std::move(job_);
+  rem->cgroup_ = std::move(cgroup);
+  pid_ = -1;
+  stack_ = nullptr;
+  return rem;
+}
+
+std::unique_ptr<SlotRemains> Slot::shut_down(std::unique_ptr<Slot> slot) {
+  if (!slot) return nullptr;
+  std::unique_ptr<SlotRemains> rem = slot->kill_and_take();
+  if (rem->try_finish()) return nullptr;
+  return rem;
+}
+
 Slot::~Slot() {
-  if (pid_ > 0) {
-    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
-    siginfo_t info;
-    while (waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 && errno == EINTR) {
-    }
+  std::unique_ptr<SlotRemains> rem = kill_and_take();
+  if (rem->try_finish()) return;
+  pollfd p{rem->pidfd(), POLLIN, 0};
+  auto deadline = monotonic_now_ns() + kSlotExitWaitMs * 1000000ull;
+  for (uint64_t now = monotonic_now_ns(); now < deadline; now = monotonic_now_ns()) {
+    int n = ::poll(&p, 1, static_cast<int>((deadline - now) / 1000000) + 1);
+    if (n != 0 && rem->try_finish()) return;
   }
-  // S is gone: the fds it opened in the shared table are ours to close.
+  if (rem->try_finish()) return;
+  fmt::print(stderr, "jailpool: a slot's init did not exit {} ms after SIGKILL, left: {}\n",
+             kSlotExitWaitMs, rem->abandon());
+}
+
+bool SlotRemains::try_finish() {
+  if (finished_) return true;
+  if (pid_ > 0) {  // else S never started
+    siginfo_t info{};
+    int rc;
+    do {
+      rc = waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0 && info.si_pid == 0) return false;  // still exiting
+  }
+  // Exited and reaped (or not our child any more: nothing to wait for either). The fds it
+  // opened in the shared table are ours to close, its stack ours to free.
+  finished_ = true;
   if (control_) {
     for (int fd : control_->owned_fds) {
       if (fd >= 0) ::close(fd);
     }
   }
   if (stack_ != nullptr) munmap(stack_, kSlotStackSize);
+  stack_ = nullptr;
+  cgroup_.reset();  // its last processes are gone with S's pid namespace
+  return true;
+}
+
+std::string SlotRemains::abandon() {
+  size_t fds = 0;
+  if (control_) {
+    for (int fd : control_->owned_fds) fds += fd >= 0;
+  }
+  std::string s =
+      fmt::format("pid {}: its stack ({} KiB, leaked), {} fd(s)", pid_, kSlotStackSize / 1024, fds);
+  if (cgroup_) {
+    // Only the paths: the directories stay until their last process has gone.
+    for (const std::string& dir : cgroup_->release_dirs()) {
+      s += ", cgroup " + dir;
+    }
+  }
+  return s;
+}
+
+SlotRemains::~SlotRemains() {
+  if (finished_) return;
+  // S may still run on these (it is exiting; a task it shares them with may be frozen):
+  // leaked, never freed under it. The cgroup's directories are busy: left (released, so that
+  // its destructor neither kills nor waits).
+  (void)control_.release();
+  (void)setup_.release();
+  (void)job_.release();
+  if (cgroup_) cgroup_->release_dirs();
 }
 
 }  // namespace jailpool::isolate

@@ -45,6 +45,7 @@ namespace jailpool::isolate {
 
 class JobCgroup;
 class SeccompProgram;
+class SlotRemains;
 
 // Where a slot's reset failed (SlotControl::reset_failure).
 enum class SlotReset : int {
@@ -109,7 +110,14 @@ class Slot {
   // Starts a slot for `profile` with `seccomp` (nullptr or empty: none; both must outlive the
   // slot) and waits until it is ready. Throws Error with the step that failed.
   static std::unique_ptr<Slot> create(const Profile& profile, SeccompProgram* seccomp);
-  ~Slot();  // kills S (and so the whole pid namespace) and waits for it
+  // Kills S (and so the whole pid namespace) and waits for its exit, for at most
+  // kSlotExitWaitMs: past that (a process of the namespace outlives SIGKILL, see
+  // kSurvivorGraceNs), one line on stderr, and what S may still use is leaked. A caller that
+  // must never wait uses shut_down().
+  ~Slot();
+  // Kills S and returns at once: nullptr when S has exited already (everything is freed),
+  // else what must outlive it until it does (SlotRemains::try_finish).
+  static std::unique_ptr<SlotRemains> shut_down(std::unique_ptr<Slot> slot);
   Slot(const Slot&) = delete;
   Slot& operator=(const Slot&) = delete;
 
@@ -151,6 +159,8 @@ class Slot {
 
  private:
   Slot() = default;
+  // Sends S SIGKILL and moves into the result what must outlive S; the slot keeps nothing.
+  std::unique_ptr<SlotRemains> kill_and_take();
   const Profile* profile_ = nullptr;
   SeccompProgram* seccomp_ = nullptr;
   std::unique_ptr<LaunchPlan> setup_;
@@ -162,6 +172,43 @@ class Slot {
   UniqueFd pidfd_;
   pid_t pid_ = -1;
   uint64_t start_ns_ = 0;
+};
+
+// How long ~Slot waits for S's exit after its SIGKILL.
+constexpr int kSlotExitWaitMs = 2000;
+
+// What must outlive a killed slot's init S until S has exited: S's exit (its pid namespace's
+// teardown) waits in the kernel for every process of the namespace, and one may outlive
+// SIGKILL (uninterruptible sleep, a cgroup-v1 freezer). Holds S's pidfd, the stack and shared
+// memory S ran on, the fds S opened in the shared table, and the cgroup of its last job (busy
+// while such a process lives in it). Movable; isolate/ knows nothing of who keeps it.
+class SlotRemains {
+ public:
+  // Not finished: leaks the memory and fds S may still use, and leaves the cgroup's
+  // directories (busy) in place; the owner says so first (abandon()).
+  ~SlotRemains();
+  SlotRemains(const SlotRemains&) = delete;
+  SlotRemains& operator=(const SlotRemains&) = delete;
+
+  // True once S has exited (waitid WNOHANG on its pidfd): then it is reaped, its fds closed,
+  // its stack unmapped, the cgroup removed. Never waits.
+  bool try_finish();
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }  // readable once S has exited
+  // Gives up on S: returns what is left ("pid N: its stack, K fds, cgroup DIR ...") for the
+  // owner's one-line message; the destructor then leaks it.
+  std::string abandon();
+
+ private:
+  friend class Slot;
+  SlotRemains() = default;
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  void* stack_ = nullptr;
+  std::unique_ptr<SlotControl> control_;
+  std::unique_ptr<LaunchPlan> setup_, job_;
+  std::unique_ptr<JobCgroup> cgroup_;
+  bool finished_ = false;
 };
 
 // Whether jobs of this profile can run in slots: poolable, and a seccomp mode whose filter a

@@ -430,8 +430,7 @@ void run_job(SlotControl* c, int sfd) {
       }
     }
   }
-  while (reap_one(plan, job_pid, 0) > 0) {
-  }
+  plan->report.survivors = reap_jail(plan, job_pid, sfd);
 }
 
 }  // namespace
@@ -573,13 +572,17 @@ int slot_main(void* arg) {
     while (call(SYS_read, sfd, &info, sizeof info) > 0) {
     }
     ++c->jobs;
+    const bool survivors = c->job->report.survivors > 0;
     set_state(c, SlotControl::kResult);  // the plan is jailpool's again
 
+    // Processes that outlived SIGKILL (reap_jail): this pid namespace can never be emptied,
+    // the slot is destroyed (S's own exit then waits for them in the kernel).
+    if (survivors) c->reset_failure = SlotReset::kProcesses;
+    bool ok = !survivors;
     // Every process of the job is gone: nothing holds the job's working directory. The umount
     // waits for an RCU grace period, so it comes after the result. jailpool keeps its fd for the
     // copy-out.
-    bool ok = true;
-    if (workdir_mounted && call(SYS_umount2, c->workdir, kMntDetach) < 0) {
+    if (ok && workdir_mounted && call(SYS_umount2, c->workdir, kMntDetach) < 0) {
       c->reset_failure = SlotReset::kWorkdir;
       ok = false;
     }

@@ -1,8 +1,11 @@
 #include "pool/slot_pool.h"
 
+#include <fmt/core.h>
 #include <poll.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 
 #include "common/error.h"
 #include "isolate/slot.h"
@@ -15,7 +18,36 @@ namespace {
 constexpr int kResetWaitMs = 2000;
 }  // namespace
 
-SlotPool::~SlotPool() = default;
+SlotPool::~SlotPool() {
+  for (auto& [key, list] : idle_) {
+    for (auto& slot : list) retire(std::move(slot));
+  }
+  idle_.clear();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDyingWaitMs);
+  for (;;) {
+    reap_dying();
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (dying_.empty() || left <= std::chrono::steady_clock::duration::zero()) break;
+    std::vector<pollfd> fds;
+    for (const auto& d : dying_) fds.push_back({d->pidfd(), POLLIN, 0});
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    if (::poll(fds.data(), fds.size(), static_cast<int>(ms)) < 0 && errno != EINTR) break;
+  }
+  for (auto& d : dying_) {
+    fmt::print(stderr, "jailpool: a slot's init did not exit {} ms after SIGKILL, left: {}\n",
+               kDyingWaitMs, d->abandon());
+  }
+}
+
+void SlotPool::retire(std::unique_ptr<isolate::Slot> slot) {
+  std::unique_ptr<isolate::SlotRemains> rem = isolate::Slot::shut_down(std::move(slot));
+  if (rem) dying_.push_back(std::move(rem));
+}
+
+void SlotPool::reap_dying() {
+  std::erase_if(dying_,
+                [](const std::unique_ptr<isolate::SlotRemains>& d) { return d->try_finish(); });
+}
 
 size_t SlotPool::idle() const {
   size_t n = 0;
@@ -25,6 +57,7 @@ size_t SlotPool::idle() const {
 
 std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
                                                  isolate::SeccompProgram* seccomp) {
+  reap_dying();
   Key key{&profile, seccomp};
   auto& idle = idle_[key];
   bool waited = false;
@@ -35,6 +68,7 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
       if (state == isolate::SlotControl::kBroken ||
           (state == isolate::SlotControl::kReady && !(*it)->alive())) {
         ++stats_.replaced;
+        retire(std::move(*it));
         it = idle.erase(it);
         continue;
       }
@@ -61,6 +95,7 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
     if (n == 0) {
       // None finished in time: drop the oldest and build a new one.
       ++stats_.replaced;
+      retire(std::move(idle.front()));
       idle.erase(idle.begin());
       break;
     }
@@ -69,6 +104,7 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
     for (auto it = idle.begin(); it != idle.end(); ++i) {
       if (fds[2 * i + 1].revents != 0) {
         ++stats_.replaced;
+        retire(std::move(*it));
         it = idle.erase(it);
         continue;
       }
@@ -85,14 +121,19 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
 
 void SlotPool::release(std::unique_ptr<isolate::Slot> slot) {
   if (!slot) return;
+  reap_dying();
   Key key{&slot->profile(), slot->seccomp()};
   if (out_[key] > 0) --out_[key];
   if (slot->state() == isolate::SlotControl::kBroken) {  // a dead S is found at acquire
     ++stats_.replaced;
+    retire(std::move(slot));
     return;
   }
   auto& idle = idle_[key];
-  if (idle.size() >= max_) return;  // shrink: destroyed here
+  if (idle.size() >= max_) {  // shrink
+    retire(std::move(slot));
+    return;
+  }
   idle.push_back(std::move(slot));
 }
 
@@ -101,6 +142,7 @@ void SlotPool::discard(std::unique_ptr<isolate::Slot> slot) {
   Key key{&slot->profile(), slot->seccomp()};
   if (out_[key] > 0) --out_[key];
   ++stats_.replaced;
+  retire(std::move(slot));
 }
 
 }  // namespace jailpool::pool

@@ -14,6 +14,7 @@
 
 namespace jailpool::isolate {
 class Slot;
+class SlotRemains;
 class SeccompProgram;
 }  // namespace jailpool::isolate
 
@@ -30,6 +31,8 @@ class SlotPool {
  public:
   // max_per_key: slots kept per (profile, program); more are destroyed on release.
   explicit SlotPool(size_t max_per_key) : max_(max_per_key) {}
+  // Destroys every slot, waiting for the inits still exiting (dying()) for at most
+  // kDyingWaitMs in all; those that outlast it get one line on stderr each and are leaked.
   ~SlotPool();
   SlotPool(const SlotPool&) = delete;
   SlotPool& operator=(const SlotPool&) = delete;
@@ -46,9 +49,19 @@ class SlotPool {
 
   SlotPoolStats stats() const { return stats_; }
   size_t idle() const;
+  // Destroyed slots whose init has not exited yet: a slot's destruction never waits (its pid
+  // namespace may hold a process that outlives SIGKILL). Reaped, without waiting, at each
+  // acquire and release.
+  size_t dying() const { return dying_.size(); }
+
+  static constexpr int kDyingWaitMs = 2000;
 
  private:
   using Key = std::pair<const Profile*, const isolate::SeccompProgram*>;
+  // Destroys a slot without waiting: what outlives it goes to dying_.
+  void retire(std::unique_ptr<isolate::Slot> slot);
+  void reap_dying();
+  std::vector<std::unique_ptr<isolate::SlotRemains>> dying_;
   size_t max_;
   std::map<Key, std::vector<std::unique_ptr<isolate::Slot>>> idle_;
   std::map<Key, size_t> out_;  // handed out, per key

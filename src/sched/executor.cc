@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,10 +58,16 @@ Executor::Executor(ExecutorOptions options)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));
   seccomp_notify_ = isolate::seccomp_notify_available();
+  // Above 2 (the jails' inits dup the job's stdio there); without it, survivors are seen at
+  // their init's exit only.
+  UniqueFd notice(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (notice && notice.get() < 3) notice.reset(fcntl(notice.get(), F_DUPFD_CLOEXEC, 3));
+  if (notice.get() >= 0) survivor_notice_ = std::move(notice);
 }
 
 Executor::~Executor() {
   slots_.reset();
+  finish_stuck();
   templates_.reset();
   cgroup_pool_.reset();
   if (cgroups_) cgroups_->remove_parent_if_empty();
@@ -130,13 +137,8 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
   RealtimeScope realtime(options_.realtime_loop);
   std::vector<std::unique_ptr<Running>> running;
   std::map<uint64_t, Running*> by_serial;
-  struct PendingRmdir {
-    std::string path;
-    int tries = 0;
-  };
-  std::map<uint64_t, PendingRmdir> rmdirs;
-  uint64_t next_rmdir = 0;
   bool source_done = false;
+  uint64_t stuck_deadline_ns = 0;  // see only_stuck_left
   bool wake_armed = false;
   std::vector<Completion> completions;
   // Groups whose copy_in is being made off the loop (FileWork), by key; and jobs whose
@@ -173,12 +175,12 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
   auto teardown = [&](Running& r) {
     uint64_t t0 = monotonic_now_ns();
     if (r.cgroup) {
-      for (auto& dir : r.cgroup->release_dirs()) {
-        uint64_t id = ++next_rmdir;
-        rmdirs[id] = {dir, 0};
+      std::shared_ptr<isolate::JobCgroup> cgroup(std::move(r.cgroup));
+      for (auto& dir : cgroup->release_dirs()) {
+        uint64_t id = ++next_rmdir_;
+        rmdirs_[id] = {dir, 0, 0, cgroup, false};
         loop_->rmdir(dir, make_token(id, kRmdir));
       }
-      r.cgroup.reset();
     }
     r.result.set_teardown_us((monotonic_now_ns() - t0) / 1000);
   };
@@ -216,7 +218,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       if (other.finished || other.killed_for != VerdictFacts::Kill::kNone) continue;
       other.group_kill_reason = reason;
       other.mark_killed(VerdictFacts::Kill::kGroup);
-      other.kill_job();
+      other.kill_job(*loop_);
     }
   };
 
@@ -250,13 +252,17 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
     }
   };
 
+  if (survivor_notice_ && !survivor_watch_armed_) {
+    loop_->watch_readable(survivor_notice_.get(), make_token(0, kSurvivors));
+    survivor_watch_armed_ = true;
+  }
   for (;;) {
     int stop = stop_.load(std::memory_order_relaxed);
     if (stop == 2) {
       for (auto& r : running) {
         if (!r->finished && (r->jail || r->slot) && r->killed_for == VerdictFacts::Kill::kNone) {
           r->mark_killed(VerdictFacts::Kill::kInterrupted);
-          r->kill_job();
+          r->kill_job(*loop_);
         }
       }
     }
@@ -305,14 +311,31 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
       });
     }
+    int timeout_ms = stop != 0 ? 100 : -1;
     if (running.empty() && preparing.empty() && file_work_pending == 0 &&
-        (source_done || stop != 0) && rmdirs.empty() && exiting_.empty()) {
-      file_work_.reset();  // its threads and eventfd live as long as a run
-      break;
+        (source_done || stop != 0)) {
+      bool end = rmdirs_.empty() && exiting_.empty();
+      bool fresh = false;
+      if (!end && only_stuck_left(&fresh)) {
+        // What processes that outlived SIGKILL hold: waited for a while (once), then left to
+        // a later run or the destructor.
+        uint64_t now = monotonic_now_ns();
+        if (stuck_deadline_ns == 0)
+          stuck_deadline_ns = fresh ? now + kStuckWaitMs * 1000000ull : now;
+        end = now >= stuck_deadline_ns;
+        if (end) mark_stuck_waited();
+        int left_ms =
+            static_cast<int>((stuck_deadline_ns - std::min(now, stuck_deadline_ns)) / 1000000) + 1;
+        timeout_ms = timeout_ms < 0 ? left_ms : std::min(timeout_ms, left_ms);
+      }
+      if (end) {
+        file_work_.reset();  // its threads and eventfd live as long as a run
+        break;
+      }
     }
 
     completions.clear();
-    loop_->wait(completions, stop != 0 ? 100 : -1);
+    loop_->wait(completions, timeout_ms);
     for (const Completion& c : completions) {
       uint64_t serial = c.token >> 8;
       auto kind = static_cast<TokenKind>(c.token & 0xff);
@@ -348,21 +371,59 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
         continue;
       }
+      if (kind == kSurvivors) {
+        // Fresh jails whose init gave up on processes that outlived SIGKILL: their reports
+        // are final, though their pipes stay open and their inits' exits wait for them.
+        survivor_watch_armed_ = false;
+        uint64_t count;
+        [[maybe_unused]] ssize_t n = ::read(survivor_notice_.get(), &count, sizeof count);
+        loop_->watch_readable(survivor_notice_.get(), make_token(0, kSurvivors));
+        survivor_watch_armed_ = true;
+        std::vector<Running*> stuck;
+        for (auto& job : running) {
+          if (job->jail && !job->finished && job->jail->done() && job->jail->survivors() > 0) {
+            stuck.push_back(job.get());
+          }
+        }
+        for (Running* r : stuck) {
+          finish_job(*r, true);
+          end_in_group(*r);
+          settle(*r);
+        }
+        continue;
+      }
       if (kind == kRmdir || kind == kRmdirRetry) {
-        auto it = rmdirs.find(serial);
-        if (it == rmdirs.end()) continue;
-        if (kind == kRmdir && c.result == -EBUSY && it->second.tries < kRmdirRetries) {
+        auto it = rmdirs_.find(serial);
+        if (it == rmdirs_.end()) continue;
+        PendingRmdir& p = it->second;
+        if (kind == kRmdirRetry) {
+          loop_->rmdir(p.path, make_token(serial, kRmdir));
+        } else if (c.result == -EBUSY && p.tries < kRmdirRetries) {
           // A killed task leaves its cgroup a moment after it is reaped.
-          ++it->second.tries;
+          ++p.tries;
           loop_->timer_at(monotonic_now_ns() + 1000000, make_token(serial, kRmdirRetry));
-        } else if (kind == kRmdirRetry) {
-          loop_->rmdir(it->second.path, make_token(serial, kRmdir));
+        } else if (c.result == -EBUSY) {
+          // Still busy: a process of the job outlived SIGKILL (isolate::kSurvivorGraceNs) or
+          // escaped the kill. Killed once more, then retried ever less often.
+          if (p.backoff_ns == 0 && p.cgroup) {
+            std::shared_ptr<isolate::JobCgroup> cgroup = p.cgroup;
+            for (auto& [id, other] : rmdirs_) {
+              if (other.cgroup == cgroup) other.cgroup.reset();
+            }
+            try {
+              cgroup->kill_all();
+            } catch (const Error& e) {
+              fmt::print(stderr, "jailpool: {}\n", e.what());
+            }
+          }
+          p.backoff_ns = std::min(p.backoff_ns == 0 ? 10000000ull : 2 * p.backoff_ns,
+                                  static_cast<unsigned long long>(kRmdirSlowMaxNs));
+          loop_->timer_at(monotonic_now_ns() + p.backoff_ns, make_token(serial, kRmdirRetry));
         } else {
           if (c.result < 0 && c.result != -ENOENT) {
-            fmt::print(stderr, "jailpool: rmdir {}: {}\n", it->second.path,
-                       std::strerror(-c.result));
+            fmt::print(stderr, "jailpool: rmdir {}: {}\n", p.path, std::strerror(-c.result));
           }
-          rmdirs.erase(it);
+          rmdirs_.erase(it);
         }
         continue;
       }
@@ -386,6 +447,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             fmt::print(stderr, "jailpool: {}\n", e.what());
           }
           exiting_.erase(exiting);
+          exiting_waited_.erase(serial);
           continue;
         }
       }
@@ -404,7 +466,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
             bool more = drain(pipe, output_limit, &over);
             if (over && r.killed_for == VerdictFacts::Kill::kNone) {
               r.mark_killed(VerdictFacts::Kill::kOutput);
-              r.kill_job();
+              r.kill_job(*loop_);
             }
             if (more) {
               loop_->watch_readable(pipe.read_end.get(), c.token);
@@ -427,7 +489,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
               loop_->timer_at(exec + limit_ns, c.token);
             } else if (r.killed_for == VerdictFacts::Kill::kNone) {
               r.mark_killed(VerdictFacts::Kill::kWallTime);
-              r.kill_job();
+              r.kill_job(*loop_);
             }
             break;
           }
@@ -442,7 +504,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
                 // Every task of the tree at once (cgroup.kill), not after its init's death:
                 // a tree burning N CPUs overshoots N times the kill's latency.
                 r.cgroup->kill_all();
-                r.kill_job();
+                r.kill_job(*loop_);
               }
             } else {
               loop_->timer_at(check.next_ns, c.token);
@@ -451,6 +513,19 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
           }
           case kExit:
             finish_job(r, false);
+            break;
+          case kKillGrace:
+            // Killed a while ago and not ended: a process outlives SIGKILL (uninterruptible
+            // sleep, frozen): the job's first process itself (its init waits for it), or one
+            // a killed fresh init's exit waits for. The job's result is given up on now.
+            if (r.jail && !r.jail->done() && !r.jail->exited()) {
+              r.outlived_kill = true;
+              r.jail->give_up();
+              finish_job(r, true);  // to exiting_, as a jail with survivors
+            } else if (r.slot && !r.slot->result_ready()) {
+              r.outlived_kill = true;
+              finish_job(r, false);  // the slot is discarded (destroyed without waiting)
+            }
             break;
           case kSlot:
             if (r.slot && r.slot->result_ready()) {
@@ -478,7 +553,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
           r.jail.reset();
         }
         if (r.slot) {
-          r.kill_job();
+          r.kill_job(*loop_);
           r.slot_held_fds.clear();
           slots_->discard(std::move(r.slot));
         }
@@ -492,6 +567,71 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       }
     }
   }
+}
+
+bool Executor::only_stuck_left(bool* fresh) const {
+  *fresh = false;
+  for (const auto& [serial, jail] : exiting_) {
+    if (jail->survivors() == 0) return false;
+    *fresh = *fresh || exiting_waited_.count(serial) == 0;
+  }
+  for (const auto& [id, pending] : rmdirs_) {
+    if (pending.backoff_ns == 0) return false;
+    *fresh = *fresh || !pending.waited;
+  }
+  return true;
+}
+
+void Executor::mark_stuck_waited() {
+  for (const auto& [serial, jail] : exiting_) exiting_waited_.insert(serial);
+  for (auto& [id, pending] : rmdirs_) pending.waited = true;
+}
+
+void Executor::finish_stuck() {
+  const uint64_t deadline = monotonic_now_ns() + kStuckWaitMs * 1000000ull;
+  for (;;) {
+    for (auto it = exiting_.begin(); it != exiting_.end();) {
+      if (!it->second->exited()) {
+        ++it;
+        continue;
+      }
+      try {
+        it->second->reap();
+      } catch (const Error& e) {
+        fmt::print(stderr, "jailpool: {}\n", e.what());
+      }
+      it = exiting_.erase(it);
+    }
+    for (auto it = rmdirs_.begin(); it != rmdirs_.end();) {
+      int rc = ::rmdir(it->second.path.c_str());
+      if (rc < 0 && errno == EBUSY) {
+        ++it;
+        continue;
+      }
+      if (rc < 0 && errno != ENOENT) {
+        fmt::print(stderr, "jailpool: rmdir {}: {}\n", it->second.path, std::strerror(errno));
+      }
+      it = rmdirs_.erase(it);
+    }
+    if ((exiting_.empty() && rmdirs_.empty()) || monotonic_now_ns() >= deadline) break;
+    std::vector<pollfd> fds;
+    for (const auto& [serial, jail] : exiting_) fds.push_back({jail->pidfd(), POLLIN, 0});
+    ::poll(fds.data(), fds.size(), 10);
+  }
+  for (auto& [serial, jail] : exiting_) {
+    fmt::print(stderr,
+               "jailpool: a jail's init (pid {}) did not exit {} ms after its job ended: a "
+               "process of the job outlives SIGKILL; its memory is leaked\n",
+               jail->pid(), kStuckWaitMs);
+    jail->abandon();
+  }
+  exiting_.clear();
+  exiting_waited_.clear();
+  for (auto& [id, pending] : rmdirs_) {
+    fmt::print(stderr, "jailpool: cgroup {} still busy {} ms after its job ended, left in place\n",
+               pending.path, kStuckWaitMs);
+  }
+  rmdirs_.clear();
 }
 
 JobResult Executor::run_one(const JobSpec& spec, const Profile& profile) {

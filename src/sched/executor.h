@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 namespace jailpool::isolate {
 class CgroupSystem;
 class Jail;
+class JobCgroup;
 struct PerfSupport;
 }  // namespace jailpool::isolate
 namespace jailpool::sched {
@@ -162,7 +164,32 @@ class Executor {
   // seccomp_log is possible.
   bool seccomp_notify_ = false;
   // Jails of reported jobs whose inits are still exiting, by job serial (their pidfds' kExit).
+  // Those with survivors (isolate::kSurvivorGraceNs) may take any time: they do not hold a
+  // run's end for more than kStuckWaitMs, and are reaped by a later run or the destructor.
   std::map<uint64_t, std::unique_ptr<isolate::Jail>> exiting_;
+  // An eventfd the fresh jails' inits write when they give up on survivors (watched as
+  // kSurvivors while a run loops; the watch outlives a run).
+  UniqueFd survivor_notice_;
+  bool survivor_watch_armed_ = false;
+  // Job cgroup directories being removed (EBUSY retried), by id; they outlive a run whose end
+  // they would hold too long (see kRmdirRetries), and their timers complete in a later run.
+  struct PendingRmdir {
+    std::string path;
+    int tries = 0;
+    uint64_t backoff_ns = 0;                     // 0: still in the fast retries
+    std::shared_ptr<isolate::JobCgroup> cgroup;  // released: to kill what is left again
+    bool waited = false;                         // a run's end waited for it already (kStuckWaitMs)
+  };
+  std::map<uint64_t, PendingRmdir> rmdirs_;
+  uint64_t next_rmdir_ = 0;
+  std::set<uint64_t> exiting_waited_;  // serials in exiting_ a run's end waited for already
+  // Whether nothing is left but inits with survivors and busy cgroups in their slow retries
+  // (what the jobs' survivors hold): the run may end after waiting for them at most
+  // kStuckWaitMs, once (*fresh: some were not waited for yet).
+  bool only_stuck_left(bool* fresh) const;
+  void mark_stuck_waited();
+  // ~Executor: waits for the inits and cgroups above (kStuckWaitMs), then names what is left.
+  void finish_stuck();
   uint64_t finished_at_init_done_ = 0;
   uint64_t cgroups_reused_ = 0;
 };

@@ -39,6 +39,8 @@ enum TokenKind : uint64_t {
   kSlot = 9,        // a slot's state changed (its job's result may be ready)
   kSlotDeath = 10,  // a slot's init died (serial: its pid); one watch per slot's life
   kFiles = 11,      // file work is done (FileWork::done_fd)
+  kSurvivors = 12,  // a fresh jail's init gave up on survivors (Executor::survivor_notice_)
+  kKillGrace = 13,  // a killed job still not ended kSurvivorGraceNs after the kill
 };
 inline uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -46,6 +48,12 @@ inline uint64_t make_token(uint64_t serial, TokenKind kind) {
 
 constexpr size_t kDefaultCaptureLimit = 64ull << 20;
 constexpr int kRmdirRetries = 200;  // 1 ms apart
+// Then a cgroup still busy (a process of its job outlived SIGKILL: kSurvivorGraceNs) is killed
+// again and retried with a backoff from 10 ms to kRmdirSlowMaxNs, for as long as the executor
+// lives; a run that has nothing else left waits for it (and for inits still exiting with
+// survivors) at most kStuckWaitMs, and the executor's destruction as long.
+constexpr uint64_t kRmdirSlowMaxNs = 1000000000ull;
+constexpr int kStuckWaitMs = 2000;
 
 inline const char* signal_name(int sig) {
   const char* name = sigabbrev_np(sig);
@@ -100,13 +108,23 @@ struct Executor::Running {
   // until the result (the slot's init copies them when it clones the job).
   std::unique_ptr<isolate::Slot> slot;
   std::vector<UniqueFd> slot_held_fds;
-  void kill_job() {
+  // Kills the job; if it has not ended kSurvivorGraceNs later (kKillGrace), something of it
+  // outlives SIGKILL: its first process, or what a killed init's exit waits for.
+  void kill_job(EventLoop& loop) {
     if (jail) jail->kill();
     if (slot) {
       slot->kill_job();
       if (cgroup) cgroup->kill_all();
     }
+    if ((jail || slot) && !kill_grace_armed) {
+      loop.timer_at(isolate::monotonic_now_ns() + isolate::kSurvivorGraceNs,
+                    make_token(serial, kKillGrace));
+      kill_grace_armed = true;
+    }
   }
+  bool kill_grace_armed = false;
+  // kKillGrace found it still running: its result was given up on (at least one survivor).
+  bool outlived_kill = false;
   uint64_t exec_ns() const { return jail ? jail->exec_ns() : slot ? slot->exec_ns() : 0; }
   std::vector<UniqueFd> job_side_fds;  // closed right after the start
   OutputPipe out[2];

@@ -120,6 +120,7 @@ void Executor::finish_job(Running& r, bool init_done) {
   } else {
     outcome = init_done ? r.jail->outcome_before_reap() : r.jail->reap();
   }
+  if (r.outlived_kill && outcome.survivors == 0) outcome.survivors = 1;  // at least one
   if (r.jail_template) templates_->release(std::move(r.jail_template));
   uint64_t output_limit =
       r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
@@ -243,6 +244,16 @@ void Executor::finish_job(Running& r, bool init_done) {
   }
   if (stats.pids_limit_hit && status == NONZERO_EXIT) {
     res.set_message(res.message() + fmt::format(" (pids limit {} reached)", r.limits.pids()));
+  }
+  if (outcome.survivors > 0) {
+    // The status is its first process's; what it left could not be killed (isolate reports
+    // the count, launch.h: kSurvivorGraceNs).
+    std::string note = fmt::format(
+        "{} process{} of the job outlived SIGKILL for {:g} s (uninterruptible sleep or frozen); "
+        "its jail was destroyed",
+        outcome.survivors, outcome.survivors == 1 ? "" : "es",
+        static_cast<double>(isolate::kSurvivorGraceNs) / 1e9);
+    res.set_message(res.message().empty() ? note : res.message() + "; " + note);
   }
   res.set_stdout(sanitize_utf8(r.out[0].data));
   res.set_stderr(sanitize_utf8(r.out[1].data));

@@ -182,6 +182,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     r.seccomp_enabled = !seccomp->empty();
     r.seccomp_log = spec.seccomp_log();
     config.seccomp = seccomp;
+    config.survivor_notice_fd = survivor_notice_.get();
     if (prepared) {
       // Made and filled off the loop (run_loop's file work).
       if (!prepared->error.empty()) throw Error(prepared->error);
