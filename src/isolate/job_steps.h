@@ -135,7 +135,15 @@ inline long reap_one(LaunchPlan* plan, long job_pid, int options) {
     plan->report.wait_status = status;
     plan->report.rusage = usage;
     plan->report.job_exited = true;
-    raw::call(SYS_kill, -1, SIGKILL);
+    // kill(-1) walks every task of the host, so only when something is left: every process of
+    // this pid namespace is a child of its init (pid 1) once the job is gone, its orphans
+    // reparented to init before the job could be reaped. waitid(WNOWAIT) reaps nothing:
+    // ECHILD means none.
+    siginfo_t any;
+    if (raw::call(SYS_waitid, P_ALL, 0, &any, WEXITED | WNOHANG | WNOWAIT | __WALL, nullptr) !=
+        -ECHILD) {
+      raw::call(SYS_kill, -1, SIGKILL);
+    }
   }
   return pid;
 }
