@@ -296,9 +296,12 @@ TEST_F(SlotTest, CgroupKilledAtTheCpuLimitServesTheNextJob) {
   JobResult next = run(job("next", {"/bin/sh", "-c", "/bin/true && echo ok"}));
   EXPECT_EQ(next.status(), OK) << describe(next);
   EXPECT_EQ(next.stdout(), "ok\n") << describe(next);
-  EXPECT_LT(next.cpu_time_us(), 100000u) << describe(next);
   if (!cgroups_reusable()) GTEST_SKIP() << "memory.peak cannot be reset here (6.12+)";
   EXPECT_EQ(executor_->cgroups_reused(), 1u);
+  // The reused cgroup counts only the next job's CPU, not the burn's 100 ms (only meaningful
+  // when it was reused: in a VM under emulation a fresh cgroup's `sh -c` alone was charged
+  // 163 ms while the host was busy).
+  EXPECT_LT(next.cpu_time_us(), 100000u) << describe(next);
 }
 
 // pids.peak cannot be reset: after a job with several processes the slot's cgroup is replaced,
