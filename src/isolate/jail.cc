@@ -24,6 +24,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "common/leak.h"
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
 #include "isolate/files.h"
@@ -741,7 +742,7 @@ JailOutcome Jail::read_outcome() const {
 
 Jail::~Jail() {
   if (abandoned_) {
-    (void)plan_.release();  // init may still be inside the kernel's exit with it mapped
+    leak_on_purpose(std::move(plan_));  // init may still be inside the kernel's exit with it
     return;
   }
   if (!reaped_ && pid_ > 0) {

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/leak.h"
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
 #include "isolate/seccomp.h"
@@ -338,9 +339,9 @@ SlotRemains::~SlotRemains() {
   // S may still run on these (it is exiting; a task it shares them with may be frozen):
   // leaked, never freed under it. The cgroup's directories are busy: left (released, so that
   // its destructor neither kills nor waits).
-  (void)control_.release();
-  (void)setup_.release();
-  (void)job_.release();
+  leak_on_purpose(std::move(control_));
+  leak_on_purpose(std::move(setup_));
+  leak_on_purpose(std::move(job_));
   if (cgroup_) cgroup_->release_dirs();
 }
 
