@@ -181,6 +181,26 @@ TEST_F(SlotTest, StoppedProcessesDoNotOutliveTheJob) {
   EXPECT_EQ(stats().created, 1u);
 }
 
+// A zombie whose parent never waits (the inner sh execs sleep, which never reaps the true it
+// forked) is reparented to the slot's init when its parent is killed, and reaped there: nothing
+// of the job is left, and the slot serves the next job.
+TEST_F(SlotTest, ZombiesDoNotOutliveTheJob) {
+  make_executor(1);
+  // Waits (up to 5 s) until the zombie is there, then counts the zombies.
+  JobResult zombie = run(
+      job("zombie", {"/bin/sh", "-c",
+                     "sh -c '/bin/true & exec sleep 100' & i=0; "
+                     "zombies() { grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l; }; "
+                     "while [ $(zombies) -lt 1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
+                     "zombies"}));
+  EXPECT_EQ(zombie.status(), OK) << describe(zombie);
+  EXPECT_NE(zombie.stdout(), "0\n") << "no zombie was left to clean up: " << describe(zombie);
+  JobResult count = run(job("count", {"/bin/sh", "-c", "set -- /proc/[0-9]*; echo $#"}));
+  EXPECT_EQ(count.status(), OK) << describe(count);
+  EXPECT_EQ(count.stdout(), "2\n") << describe(count);
+  EXPECT_EQ(stats().created, 1u);
+}
+
 // A TCP socket in TIME_WAIT outlives its job by 60 s in the slot's net namespace, holding its
 // port (EADDRINUSE for a bind without SO_REUSEADDR): the reset counts the namespace's inet
 // sockets and replaces the slot (without that, the next job's bind fails).
