@@ -45,10 +45,7 @@ class ServeGroupTest : public ::testing::Test {
   void TearDown() override {
     stub_.reset();
     server_.reset();
-    auto dirs = poll_until_empty(job_cgroups_left, 2000ms);
-    EXPECT_TRUE(dirs.empty()) << "job cgroups left behind:\n" << join(dirs);
-    auto procs = poll_until_empty(leftover_processes, 2000ms);
-    EXPECT_TRUE(procs.empty()) << "processes left behind:\n" << join(procs);
+    expect_nothing_left(2000ms);
   }
 
   ExecResponse run(const ExecRequest& request) {

@@ -15,12 +15,7 @@ using namespace testing_env;
 
 class ServeLifeTest : public ::testing::Test {
  protected:
-  void TearDown() override {
-    auto dirs = poll_until_empty(job_cgroups_left, 2000ms);
-    EXPECT_TRUE(dirs.empty()) << "job cgroups left behind:\n" << join(dirs);
-    auto procs = poll_until_empty(leftover_processes, 2000ms);
-    EXPECT_TRUE(procs.empty()) << "processes left behind:\n" << join(procs);
-  }
+  void TearDown() override { expect_nothing_left(2000ms); }
   std::string token_file(const std::string& token, mode_t mode = 0600) {
     std::string path = dir_.write("token", token + "\n");
     ::chmod(path.c_str(), mode);

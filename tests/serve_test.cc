@@ -16,12 +16,7 @@ using namespace testing_env;
 
 class ServeTest : public ::testing::Test {
  protected:
-  void TearDown() override {
-    auto dirs = poll_until_empty(job_cgroups_left, 2000ms);
-    EXPECT_TRUE(dirs.empty()) << "job cgroups left behind:\n" << join(dirs);
-    auto procs = poll_until_empty(leftover_processes, 2000ms);
-    EXPECT_TRUE(procs.empty()) << "processes left behind:\n" << join(procs);
-  }
+  void TearDown() override { expect_nothing_left(2000ms); }
 
   static grpc::Status exec(Executor::Stub& stub, const ExecRequest& request,
                            ExecResponse* response) {

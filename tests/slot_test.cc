@@ -38,10 +38,7 @@ class SlotTest : public ::testing::Test {
 
   void TearDown() override {
     executor_.reset();
-    auto dirs = poll_until_empty(job_cgroups_left, 1000ms);
-    EXPECT_TRUE(dirs.empty()) << "job cgroups left behind:\n" << join(dirs);
-    auto procs = poll_until_empty(leftover_processes, 1000ms);
-    EXPECT_TRUE(procs.empty()) << "processes left behind:\n" << join(procs);
+    expect_nothing_left(1000ms);
   }
 
   void make_executor(unsigned parallelism) {

@@ -129,6 +129,13 @@ std::vector<std::string> proc_pids() {
   return out;
 }
 
+void expect_nothing_left(std::chrono::milliseconds wait) {
+  auto dirs = poll_until_empty(testing_env::job_cgroups_left, wait);
+  EXPECT_TRUE(dirs.empty()) << "job cgroups left behind:\n" << join(dirs);
+  auto procs = poll_until_empty(leftover_processes, wait);
+  EXPECT_TRUE(procs.empty()) << "processes left behind:\n" << join(procs);
+}
+
 std::vector<std::string> leftover_processes() {
   std::vector<std::string> out;
   std::string needle = job_marker();

@@ -80,6 +80,10 @@ auto poll_until_empty(F&& f, std::chrono::milliseconds budget) {
   return left;
 }
 
+// A test's end: no job cgroup of this test run and no process of its jobs is left once `wait`
+// has passed (non-fatal failures naming what is left).
+void expect_nothing_left(std::chrono::milliseconds wait);
+
 // ---------------------------------------------------------------------------------------------
 // A temporary host directory (/tmp/<prefix>-XXXXXX), removed with its contents; path() is ""
 // when it could not be made.
