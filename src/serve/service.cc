@@ -298,6 +298,11 @@ void Service::unregister_stream(StreamReactor* stream) {
   streams_.erase(stream);
 }
 
+bool Service::streams_done() {
+  std::lock_guard lock(streams_mu_);
+  return streams_.empty();
+}
+
 void Service::begin_drain() {
   draining_ = true;
   std::lock_guard lock(streams_mu_);

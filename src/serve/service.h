@@ -51,6 +51,8 @@ class Service final : public jailpool::Executor::CallbackService {
   void executor_stopped();
   // SIGTERM: no new request; streams end once their requests are answered.
   void begin_drain();
+  // No ExecStream call is left (each is unregistered once gRPC is done with it).
+  bool streams_done();
 
   grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* context, const ExecRequest* request,
                                  ExecResponse* response) override;
