@@ -11,7 +11,10 @@
 //           reaps, wakes the driver (eventfd). Cgroups are reused (no reset: a bound).
 //           Hierarchies not mounted (e.g. /sys/fs/cgroup/unified on pure v1) are skipped.
 // (jailpool's slots cannot use clone3(CLONE_INTO_CGROUP): their filter makes clone3 ENOSYS.)
-// Prints jobs/s and p50 latency (driver's wake to S's done) per mode and round.
+// Prints jobs/s and p50 latency (driver's wake to S's done) per mode and round, and CPU per job:
+//   launcher: the driver's own (bare: its clone and wait; slot: its two eventfd calls);
+//   slot init: S's own (its clone, wait, kill, reap and wake-ups);
+//   job: the jobs' processes, from their clone to their exit (their pre-exec steps included).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -92,12 +96,32 @@ static void install_filter(void) {
 
 // The slot: pid 1 of its namespaces; serves jobs until the go eventfd says 0 (never here).
 static int go_fd, done_fd;
+static uint64_t* slot_cpu;  // S's own and its children's CPU (ns), written when told to stop
+
+static uint64_t tv_ns(struct timeval a, struct timeval b) {
+  return ((uint64_t)a.tv_sec + (uint64_t)b.tv_sec) * 1000000000ull +
+         ((uint64_t)a.tv_usec + (uint64_t)b.tv_usec) * 1000ull;
+}
+
+static void cpu_of(int who, uint64_t* out) {
+  struct rusage ru;
+  getrusage(who, &ru);
+  *out = tv_ns(ru.ru_utime, ru.ru_stime);
+}
+
 static int slot_main(void) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   install_filter();
   for (;;) {
     uint64_t v;
     if (read(go_fd, &v, 8) != 8) _exit(1);
+    if (v == 2) {  // stop: report CPU
+      cpu_of(RUSAGE_SELF, &slot_cpu[0]);
+      cpu_of(RUSAGE_CHILDREN, &slot_cpu[1]);
+      v = 1;
+      if (write(done_fd, &v, 8) != 8) _exit(3);
+      _exit(0);
+    }
     pid_t pid = spawn(job_slot);
     if (pid < 0) _exit(2);
     int st;
@@ -116,7 +140,8 @@ static int cmp(const void* a, const void* b) {
   return x < y ? -1 : x > y;
 }
 
-// One worker: runs jobs for `seconds`, writes count and p50 (µs) to out[0..1].
+// One worker: runs jobs for `seconds`; writes count, p50 (µs) and the CPU (ns) of the launcher,
+// the slot init and the jobs to out[0..4].
 static void worker(const char* mode, int index, double seconds, uint64_t* out) {
   char path[256];
   const char* base[3] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"};
@@ -128,6 +153,10 @@ static void worker(const char* mode, int index, double seconds, uint64_t* out) {
   }
   int slot = strcmp(mode, "bare") != 0;
   pid_t s = -1;
+  slot_cpu = out + 3;
+  slot_cpu[0] = slot_cpu[1] = 0;
+  uint64_t self0;
+  cpu_of(RUSAGE_SELF, &self0);
   if (slot) {
     go_fd = eventfd(0, EFD_CLOEXEC);
     done_fd = eventfd(0, EFD_CLOEXEC);
@@ -154,13 +183,20 @@ static void worker(const char* mode, int index, double seconds, uint64_t* out) {
     }
     lat[n++] = now_ns() - t0;
   }
+  uint64_t self1;
+  cpu_of(RUSAGE_SELF, &self1);
+  out[2] = self1 - self0;
   if (s > 0) {
-    kill(s, SIGKILL);
+    uint64_t v = 2;
+    if (write(go_fd, &v, 8) != 8 || read(done_fd, &v, 8) != 8) exit(4);
     waitpid(s, NULL, 0);
+  } else {
+    cpu_of(RUSAGE_CHILDREN, &out[4]);
   }
   qsort(lat, n, sizeof *lat, cmp);
   out[0] = n;
   out[1] = n ? lat[n / 2] / 1000 : 0;
+  free(lat);
 }
 
 int main(int argc, char** argv) {
@@ -185,21 +221,25 @@ int main(int argc, char** argv) {
     for (int m = 0; m < 2; ++m) {
       for (int w = 0; w < workers; ++w) {
         if (fork() == 0) {
-          worker(modes[m], w, seconds, shared + 2 * w);
+          worker(modes[m], w, seconds, shared + 5 * w);
           _exit(0);
         }
       }
       while (wait(NULL) > 0) {
       }
-      uint64_t jobs = 0, p50 = 0;
+      uint64_t jobs = 0, p50 = 0, cpu[3] = {0, 0, 0};
       for (int w = 0; w < workers; ++w) {
-        jobs += shared[2 * w];
-        p50 += shared[2 * w + 1];
+        jobs += shared[5 * w];
+        p50 += shared[5 * w + 1];
+        for (int k = 0; k < 3; ++k) cpu[k] += shared[5 * w + 2 + k];
       }
       double rate = jobs / seconds;
       if (m == 0) bare_rate = rate;
-      printf("round %d %-5s %7.0f jobs/s (%.2fx bare) p50 %4lu us\n", r, modes[m], rate,
-             rate / bare_rate, (unsigned long)(p50 / (uint64_t)workers));
+      double per = jobs ? 1000.0 * (double)jobs : 1;  // ns -> us per job
+      printf("round %d %-5s %7.0f jobs/s (%.2fx bare) p50 %4lu us  cpu/job: launcher %4.0f us"
+             "  slot init %4.0f us  job %5.0f us\n",
+             r, modes[m], rate, rate / bare_rate, (unsigned long)(p50 / (uint64_t)workers),
+             cpu[0] / per, cpu[1] / per, cpu[2] / per);
       fflush(stdout);
     }
   }
