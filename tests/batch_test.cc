@@ -348,6 +348,8 @@ class BatchLeakTest : public BatchTest {
     std::vector<std::string> extra{"-j", "1"};
     if (!pool) extra.push_back("--no-pool");
     if (pool && !slots) extra.push_back("--no-slots");
+    // One slot for both (a spare would run the finding job in another, proving nothing).
+    if (pool && slots) extra.insert(extra.end(), {"--slot-spares", "0"});
     Results res;
     CliOutcome r = run_batch(!pool   ? "leak-fresh"
                              : slots ? "leak-slot"

@@ -41,11 +41,14 @@ class SlotTest : public ::testing::Test {
     expect_nothing_left(1000ms);
   }
 
-  void make_executor(unsigned parallelism) {
+  void make_executor(unsigned parallelism, unsigned spares = 0) {
     sched::ExecutorOptions options;
     options.cgroup_parent = cgroup_parent();
     options.use_pool = true;
     options.parallelism = parallelism;
+    // No spare: each job after the first runs in a slot some job before it ran in, and the
+    // counts of slots built below are exact.
+    options.slot_spares = spares;
     executor_ = std::make_unique<sched::Executor>(options);
   }
 
@@ -154,6 +157,37 @@ TEST_F(SlotTest, FullTmpIsWipedBeforeTheNextJob) {
   EXPECT_EQ(stats().created, 1u) << "the slot was not reused after a complete reset";
 }
 
+// A job that leaves 10,000 files: its slot's reset takes tens of milliseconds, and the next job
+// is handed out long before it ends. With a spare (the default) the next job starts in a second
+// slot and never waits; with none it waits for the reset. Either way it finds /tmp empty, and
+// no more than parallelism + spares slots are ever built.
+TEST_F(SlotTest, SpareSlotServesTheNextJobWhileTheLastOneResets) {
+  for (unsigned spares : {1u, 0u}) {
+    SCOPED_TRACE(spares == 1 ? "one spare" : "no spare");
+    make_executor(1, spares);
+    const std::string many = "cd /tmp && seq 1 10000 | xargs touch && ls | wc -l";
+    JobResult first = run(job("many", {"/bin/sh", "-c", many}));
+    ASSERT_EQ(first.status(), OK) << describe(first);
+    EXPECT_EQ(first.stdout(), "10000\n");
+    JobResult next = run(job("next", {"/bin/sh", "-c", "[ -z \"$(ls -A /tmp)\" ]"}));
+    EXPECT_EQ(next.status(), OK) << describe(next) << ": /tmp not empty";
+    if (spares == 1) {
+      EXPECT_EQ(stats().created, 2u) << "the next job did not get the spare";
+      EXPECT_EQ(stats().waited, 0u);
+    } else {
+      EXPECT_EQ(stats().created, 1u);
+      EXPECT_EQ(stats().waited, 1u) << "the next job did not wait for the reset";
+    }
+    for (int i = 0; i < 4; ++i) {
+      JobResult more = run(job("more" + std::to_string(i), {"/bin/sh", "-c", many}));
+      EXPECT_EQ(more.status(), OK) << describe(more);
+      EXPECT_EQ(more.stdout(), "10000\n") << "a job found files of another";
+    }
+    EXPECT_LE(stats().created, 1u + spares);
+    executor_.reset();
+    expect_nothing_left(1000ms);
+  }
+}
 TEST_F(SlotTest, SlotWhoseResetFailsIsReplaced) {
   make_executor(1);
   // A directory tree deeper than the reset walks: the slot is broken, never handed out again.

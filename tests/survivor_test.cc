@@ -128,6 +128,7 @@ class SurvivorTest : public ::testing::Test {
     options.use_pool = slots;
     options.use_slots = slots;
     options.parallelism = 1;
+    options.slot_spares = 0;  // the counts of slots built below are exact
     executor_ = std::make_unique<sched::Executor>(options);
   }
 

@@ -79,6 +79,7 @@ int cmd_batch(const BatchOptions& o) {
   options.parallelism = o.jobs;
   options.use_pool = o.use_pool;
   options.use_slots = o.use_slots;
+  options.slot_spares = o.slot_spares;
   if (!o.cgroup_parent.empty()) options.cgroup_parent = o.cgroup_parent;
   std::unique_ptr<sched::Executor> executor;
   if (o.server.empty()) {

@@ -129,7 +129,8 @@ Series run_bare(const std::vector<std::string>& argv, unsigned n, unsigned j) {
 }
 
 Series run_jailed(const Profile& profile, const std::vector<std::string>& argv, unsigned n,
-                  unsigned j, bool pool, bool slots, const std::string& cgroup_parent) {
+                  unsigned j, bool pool, bool slots, unsigned spares,
+                  const std::string& cgroup_parent) {
   Series s;
   s.name = pool ? "pool" : "fresh";
   const double children0 = cpu_us(RUSAGE_CHILDREN);
@@ -141,6 +142,7 @@ Series run_jailed(const Profile& profile, const std::vector<std::string>& argv, 
     options.parallelism = j;
     options.use_pool = pool;
     options.use_slots = slots;
+    options.slot_spares = spares;
     if (!cgroup_parent.empty()) options.cgroup_parent = cgroup_parent;
     sched::Executor executor(options);
     if (pool) executor.templates()->prefill(profile, j);  // the pool is built before timing
@@ -221,8 +223,9 @@ int cmd_bench(const BenchOptions& o) {
   const unsigned rounds = std::max(1u, o.rounds);
   for (unsigned round = 0; round < rounds; ++round) {
     all[0].add(run_bare(bare_argv, o.count, o.jobs));
-    all[1].add(run_jailed(profile, jail_argv, o.count, o.jobs, true, o.use_slots, o.cgroup_parent));
-    all[2].add(run_jailed(profile, jail_argv, o.count, o.jobs, false, false, o.cgroup_parent));
+    all[1].add(run_jailed(profile, jail_argv, o.count, o.jobs, true, o.use_slots, o.slot_spares,
+                          o.cgroup_parent));
+    all[2].add(run_jailed(profile, jail_argv, o.count, o.jobs, false, false, 0, o.cgroup_parent));
   }
   const Series& bare = all[0];
   const Series& pool = all[1];

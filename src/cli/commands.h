@@ -14,7 +14,8 @@ struct BatchOptions {
   std::string output = "-";
   std::string resume_path;
   bool use_pool = true;
-  bool use_slots = true;  // --no-slots: pooled templates only (ExecutorOptions::use_slots)
+  bool use_slots = true;     // --no-slots: pooled templates only (ExecutorOptions::use_slots)
+  unsigned slot_spares = 1;  // --slot-spares (ExecutorOptions::slot_spares)
   std::string cgroup_parent;
   std::string server;      // --server: a running `jailpool serve` runs the jobs
   std::string token_file;  // its bearer token (else $JAILPOOL_TOKEN)
@@ -31,7 +32,8 @@ struct BenchOptions {
   bool precision = false;  // --precision: cmd_precision instead (count = runs per cell)
   // --cpu-limit-method (with --precision): the CPU-limit overshoot rows for each, interleaved.
   std::string cpu_limit_methods = "auto";
-  bool use_slots = true;  // --no-slots: the pool row uses templates only (A/B of the slots)
+  bool use_slots = true;     // --no-slots: the pool row uses templates only (A/B of the slots)
+  unsigned slot_spares = 1;  // --slot-spares (ExecutorOptions::slot_spares)
   // --slots (with --precision): the jobs run in slots (the pool) instead of fresh jails.
   bool precision_slots = false;
   unsigned rounds = 1;  // --rounds: the modes in turn, this many times (each -n runs)

@@ -304,6 +304,11 @@ int main(int argc, char** argv) {
                       "a fresh jail per job instead of pooled templates");
   batch_cmd->add_flag("!--no-slots", batch.use_slots,
                       "pooled templates instead of slots (long-lived jails reset between jobs)");
+  batch_cmd
+      ->add_option("--slot-spares", batch.slot_spares,
+                   "slots beyond -j, so that a job never waits for the reset of the slot that "
+                   "just ended (default 1; 0: -j slots, each job after the first in a reset one)")
+      ->check(CLI::Range(0u, 64u));
   batch_cmd->add_option("--cgroup-parent", batch.cgroup_parent, "parent cgroup name");
   batch_cmd->add_option("--server", batch.server,
                         "hand the jobs to a running `jailpool serve` (unix:PATH or HOST:PORT), "
@@ -324,6 +329,10 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--cgroup-parent", bench.cgroup_parent, "parent cgroup name");
   bench_cmd->add_flag("!--no-slots", bench.use_slots,
                       "the pool row uses pooled templates only, not slots");
+  bench_cmd
+      ->add_option("--slot-spares", bench.slot_spares,
+                   "slots beyond -j for the pool row (default 1; see batch --slot-spares)")
+      ->check(CLI::Range(0u, 64u));
   bench_cmd->add_flag("--precision", bench.precision,
                       "measure the limits' and the accounting's precision instead (-n: runs per "
                       "cell, default 10)");

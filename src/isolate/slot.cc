@@ -114,7 +114,10 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
     if (n < 0) throw_errno("poll slot");
     slot->drain_done();
     uint32_t state = load_state(c);
-    if (state == SlotControl::kReady) return slot;
+    if (state == SlotControl::kReady) {
+      slot->want_ready_wake(false);
+      return slot;
+    }
     if (fds[1].revents & POLLIN) {
       std::atomic_thread_fence(std::memory_order_acquire);
       std::string why = setup.report.stage != LaunchStage::kNone ? describe_failure(setup)
@@ -138,6 +141,11 @@ SlotControl::State Slot::state() const {
 bool Slot::broken() const {
   if (pid_ < 0 || state() == SlotControl::kBroken) return true;
   return !alive();
+}
+
+void Slot::want_ready_wake(bool on) const {
+  std::atomic_ref<uint32_t>(control_->ready_waiter).store(on ? 1 : 0, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // before the caller's read of the state
 }
 
 bool Slot::alive() const {

@@ -73,10 +73,14 @@ struct SlotControl {
     kResult,   // the job's report is final; S is resetting
     kBroken,   // setup or reset failed: never hand it out again
   };
-  uint32_t state = kStarting;      // atomic (acquire/release)
-  uint32_t kill_requested = 0;     // jailpool asks S to kill the running job
-  int go_fd = -1;                  // eventfd: jailpool -> S
-  int done_fd = -1;                // eventfd: S -> jailpool, at kResult, kReady and kBroken
+  uint32_t state = kStarting;   // atomic (acquire/release)
+  uint32_t kill_requested = 0;  // jailpool asks S to kill the running job
+  // jailpool waits for kReady (seq_cst, as the state: a store on each side, then a load of the
+  // other's, so that one of them sees the other's). S is ready far more often than anyone waits
+  // for it: a wake-up nobody waits for costs a write here and a read at the next start.
+  uint32_t ready_waiter = 1;
+  int go_fd = -1;    // eventfd: jailpool -> S
+  int done_fd = -1;  // eventfd: S -> jailpool, at kResult and kBroken, at kReady to a waiter
   LaunchPlan* setup = nullptr;     // the tree, hostname, seccomp filter
   LaunchPlan* job = nullptr;       // the job handed over (valid until kResult)
   const char* wipe_paths[8] = {};  // the writable filesystems' mount points (jailpool)
@@ -136,6 +140,9 @@ class Slot {
   // S has not died (one poll of its pidfd; the others read shared memory only).
   bool alive() const;
   std::string broken_reason() const;
+  // Whether S writes done_fd when its reset completes (kReady); the caller reads state() after
+  // asking, before it waits.
+  void want_ready_wake(bool on) const;
 
   // Hands a job over (the slot must be ready: its state is checked, S's life is not, as the
   // caller has just done that; should S die now, its pidfd says so). config: no extra binds, no

@@ -136,7 +136,8 @@ using raw::call;
 constexpr int kMaxWipeDepth = 48;
 
 void set_state(SlotControl* c, uint32_t state) {
-  __atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
+  __atomic_store_n(&c->state, state, __ATOMIC_SEQ_CST);
+  if (state == SlotControl::kReady && !__atomic_load_n(&c->ready_waiter, __ATOMIC_SEQ_CST)) return;
   uint64_t one = 1;
   call(SYS_write, c->done_fd, &one, sizeof one);
 }

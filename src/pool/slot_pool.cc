@@ -82,15 +82,25 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
       }
       ++it;
     }
-    // None ready: wait for one that is resetting (a reset takes tens of µs, a new slot
-    // milliseconds), or build one.
-    if (idle.empty()) break;
+    // None ready: build one while the key has fewer than build_below_ (a spare: once there,
+    // the reset of a job's slot runs while the next job starts in another), else wait for one
+    // that is resetting (a reset takes tens of µs, a new slot milliseconds).
+    if (idle.empty() || idle.size() + out_[key] < build_below_) break;
+    // S says ready through done_fd only to a waiter (the state word is read first, then again
+    // after asking: a reset that ended in between is seen by one or the other).
+    bool ready_now = false;
+    for (const auto& s : idle) {
+      s->drain_done();  // the count of its last result, left for the next start to take
+      s->want_ready_wake(true);
+      ready_now = ready_now || s->state() != isolate::SlotControl::kResult;
+    }
     std::vector<pollfd> fds;
     for (const auto& s : idle) {
       fds.push_back({s->done_fd(), POLLIN, 0});
       fds.push_back({s->pidfd(), POLLIN, 0});
     }
-    int n = ::poll(fds.data(), fds.size(), kResetWaitMs);
+    int n = ready_now ? 1 : ::poll(fds.data(), fds.size(), kResetWaitMs);
+    for (const auto& s : idle) s->want_ready_wake(false);
     if (n < 0 && errno != EINTR) throw_errno("poll slots");
     if (n == 0) {
       // None finished in time: drop the oldest and build a new one.

@@ -29,16 +29,20 @@ struct SlotPoolStats {
 
 class SlotPool {
  public:
-  // max_per_key: slots kept per (profile, program); more are destroyed on release.
-  explicit SlotPool(size_t max_per_key) : max_(max_per_key) {}
+  // max_per_key: slots kept idle per (profile, program); more are destroyed on release.
+  // build_below: while a key has fewer slots than this (idle and handed out), acquire builds a
+  // new one rather than wait for a reset (0: never; SIZE_MAX: always).
+  explicit SlotPool(size_t max_per_key, size_t build_below = 0)
+      : max_(max_per_key), build_below_(build_below) {}
   // Destroys every slot, waiting for the inits still exiting (dying()) for at most
   // kDyingWaitMs in all; those that outlast it get one line on stderr each and are leaked.
   ~SlotPool();
   SlotPool(const SlotPool&) = delete;
   SlotPool& operator=(const SlotPool&) = delete;
 
-  // A ready slot, for exclusive use: an idle one whose reset is complete, else the first idle
-  // one to finish its reset (waited for: tens of µs), else a new one. Throws Error when a slot
+  // A ready slot, for exclusive use: an idle one whose reset is complete, else a new one while
+  // the key has fewer than build_below slots, else the first idle one to finish its reset
+  // (waited for: tens of µs), else a new one. Throws Error when a slot
   // cannot be built.
   std::unique_ptr<isolate::Slot> acquire(const Profile& profile, isolate::SeccompProgram* seccomp);
   // Takes a slot back once its job's result was read (its reset may still run). A broken one
@@ -63,6 +67,7 @@ class SlotPool {
   void reap_dying();
   std::vector<std::unique_ptr<isolate::SlotRemains>> dying_;
   size_t max_;
+  size_t build_below_;
   std::map<Key, std::vector<std::unique_ptr<isolate::Slot>>> idle_;
   std::map<Key, size_t> out_;  // handed out, per key
   SlotPoolStats stats_;

@@ -53,7 +53,9 @@ Executor::Executor(ExecutorOptions options)
     templates_ = std::make_unique<pool::TemplatePool>(options_.parallelism);
     cgroup_pool_ = std::make_unique<pool::CgroupPool>(*cgroups_, fmt::format("job-{}-p", getpid()),
                                                       options_.parallelism + 1);
-    if (options_.use_slots) slots_ = std::make_unique<pool::SlotPool>(options_.parallelism * 2);
+    if (options_.use_slots)
+      slots_ = std::make_unique<pool::SlotPool>(options_.parallelism * 2,
+                                                options_.parallelism + options_.slot_spares);
   }
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus_ = std::max(1, CPU_COUNT(&set));

@@ -48,6 +48,10 @@ struct ExecutorOptions {
   // learning mode, a default or no seccomp policy) in slots, long-lived jails reset between
   // jobs (isolate/slot.h); the others as above.
   bool use_slots = true;
+  // With use_slots: slots built beyond the parallelism, per profile, so that a job finds one
+  // whose reset is complete instead of waiting for the slot of the job that just ended (the
+  // reset then runs off the critical path). 0: a job waits for a reset rather than build a slot.
+  unsigned slot_spares = 1;
   // Run the event loop's thread as SCHED_FIFO (priority 1, reset on fork: the jails it clones
   // stay SCHED_OTHER) while it runs, where the kernel allows it: its timers must fire on time
   // even when jobs burn every CPU (see run_loop).
