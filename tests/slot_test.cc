@@ -4,12 +4,14 @@
 // never run another job.
 #include "isolate/slot.h"
 
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -286,6 +288,51 @@ TEST_F(SlotTest, JobIsNeverPidOneAndRaiseEndsIt) {
   make_executor(1);
   JobResult r = run(job("raise", {in_jail("raise_signal")}));
   EXPECT_EQ(r.status(), SIGNALED) << describe(r);
+}
+
+// What a slot's S does once for every job (no supplementary groups, an empty inheritable set,
+// default actions for what jailpool ignores, a session) leaves the job as a fresh jail's: the
+// same ids, groups, capability sets, signal masks and dispositions, and a process group of its
+// own. jailpool ignores SIGPIPE here while the slot is made: its S must not pass that on.
+TEST_F(SlotTest, JobCredentialsAndSignalsAreAFreshJails) {
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old), 0);
+  // And holds a supplementary group, which its S must not pass on either.
+  std::vector<gid_t> groups(static_cast<size_t>(::getgroups(0, nullptr)));
+  ASSERT_EQ(::getgroups(static_cast<int>(groups.size()), groups.data()),
+            static_cast<int>(groups.size()));
+  const gid_t extra = 4242;
+  ASSERT_EQ(::setgroups(1, &extra), 0);
+  const std::string cmd =
+      "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|SigBlk|SigIgn):' "
+      "/proc/self/status; set -- $(cut -d' ' -f1,5 /proc/$$/stat); "
+      "[ \"$1\" = \"$2\" ] && echo own-process-group";
+  std::map<bool, JobResult> got;
+  for (bool slots : {true, false}) {
+    sched::ExecutorOptions options;
+    options.cgroup_parent = cgroup_parent();
+    options.use_pool = slots;
+    options.use_slots = slots;
+    executor_ = std::make_unique<sched::Executor>(options);
+    got[slots] = run(job(slots ? "slot" : "fresh", {"/bin/sh", "-c", cmd}));
+    if (slots) {
+      EXPECT_EQ(stats().created, 1u) << "not run in a slot";
+    }
+    executor_.reset();
+  }
+  ::sigaction(SIGPIPE, &old, nullptr);
+  ASSERT_EQ(::setgroups(groups.size(), groups.data()), 0);
+  ASSERT_EQ(got[true].status(), OK) << describe(got[true]);
+  ASSERT_EQ(got[false].status(), OK) << describe(got[false]);
+  EXPECT_EQ(got[true].stdout(), got[false].stdout());
+  auto has = [&](const char* line) { return got[true].stdout().find(line) != std::string::npos; };
+  EXPECT_TRUE(has("SigIgn:\t0000000000000000\n")) << got[true].stdout();
+  EXPECT_TRUE(has("CapInh:\t0000000000000000\n")) << got[true].stdout();
+  EXPECT_TRUE(has("CapEff:\t0000000000000000\n")) << got[true].stdout();
+  EXPECT_TRUE(has("Groups:\t\n") || has("Groups:\t \n")) << got[true].stdout();
+  EXPECT_TRUE(has("own-process-group\n")) << got[true].stdout();
 }
 
 // An extended attribute a job set on a root it owns (the working directory) is never seen by

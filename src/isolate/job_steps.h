@@ -59,7 +59,9 @@ void job_enter(LaunchPlan* plan, Fail fail) {
     }
     if ((rc = raw::call(SYS_dup3, fd, i, 0)) < 0) fail(plan, LaunchStage::kStdio, rc, i);
   }
-  if ((rc = raw::call(SYS_setsid)) < 0) fail(plan, LaunchStage::kSession, rc, -1);
+  // A new session costs an autogroup (a task group) per job; a slot's S made its session once.
+  rc = plan->slot_job ? raw::call(SYS_setpgid, 0, 0) : raw::call(SYS_setsid);
+  if (rc < 0) fail(plan, LaunchStage::kSession, rc, -1);
   if ((rc = raw::call(SYS_chdir, plan->cwd)) < 0) fail(plan, LaunchStage::kChdir, rc, -1);
   for (const auto& r : plan->frozen.rlimits) {
     if ((rc = raw::call(SYS_prlimit64, 0, r.resource, &r.value, nullptr)) < 0) {
@@ -70,17 +72,20 @@ void job_enter(LaunchPlan* plan, Fail fail) {
 
 // The job's uid and gid with no groups. Changing every uid away from 0 clears the permitted and
 // effective sets (the caller has locked the securebits so that nothing keeps or regains them);
-// capset clears the inheritable one.
+// capset clears the inheritable one (a slot's S emptied its groups and inheritable set once).
 template <typename Fail>
 void job_become_user(LaunchPlan* plan, Fail fail) {
   long rc;
-  if ((rc = raw::call(SYS_setgroups, 0, nullptr)) < 0) fail(plan, LaunchStage::kCredentials, rc, 3);
+  if (!plan->slot_job && (rc = raw::call(SYS_setgroups, 0, nullptr)) < 0) {
+    fail(plan, LaunchStage::kCredentials, rc, 3);
+  }
   if ((rc = raw::call(SYS_setresgid, plan->gid, plan->gid, plan->gid)) < 0) {
     fail(plan, LaunchStage::kCredentials, rc, 4);
   }
   if ((rc = raw::call(SYS_setresuid, plan->uid, plan->uid, plan->uid)) < 0) {
     fail(plan, LaunchStage::kCredentials, rc, 5);
   }
+  if (plan->slot_job) return;
   struct __user_cap_header_struct cap_header {
     _LINUX_CAPABILITY_VERSION_3, 0
   };

@@ -153,6 +153,10 @@ struct LaunchPlan {
   int stdio[3] = {-1, -1, -1};  // stdio[0] -1: the jail's own /dev/null
   // Signals jailpool ignores (bit N-1 for signal N): exec keeps SIG_IGN, so the job resets them.
   uint64_t ignored_signals = 0;
+  // A slot's job: its init S already did, once for every job, what the job's first process
+  // otherwise does itself (a session of its own, no supplementary groups, an empty inheritable
+  // set); the job only takes a process group of its own.
+  bool slot_job = false;
   const char* cwd = "/";
   // A slot's job with files (isolate/slot.h): S moves this detached tmpfs (the job's working
   // directory, filled by jailpool) onto the slot's working directory before the job, and

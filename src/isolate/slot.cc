@@ -53,6 +53,7 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
   SlotControl& c = *slot->control_;
   setup.uid = profile.has_uid() ? profile.uid() : 65534;
   setup.gid = profile.has_gid() ? profile.gid() : 65534;
+  setup.ignored_signals = ignored_signals();
   plan_fresh_tree(setup, profile);
   if (seccomp != nullptr && !seccomp->empty()) {
     setup.seccomp = seccomp->fprog();
@@ -195,7 +196,8 @@ void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
   }
   // No CLONE_INTO_CGROUP under the filter: the job writes itself into every hierarchy.
   plan->attach_fds = cgroup.attach_fds(true);
-  plan->ignored_signals = ignored_signals();
+  plan->ignored_signals = 0;  // S reset those it inherited, once
+  plan->slot_job = true;
   plan->cwd =
       plan->keep(!config.cwd.empty() ? config.cwd : (profile.cwd().empty() ? "/" : profile.cwd()));
   plan->rlimits = config.rlimits;

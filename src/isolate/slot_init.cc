@@ -511,6 +511,33 @@ int slot_main(void* arg) {
   if (sfd < 0) setup_fail(c, LaunchStage::kNone, sfd);
   own_fd(c, sfd);
 
+  // What each job's first process would otherwise do, once: default actions for the signals
+  // jailpool ignores (S's clone kept SIG_IGN; S writes no pipe), a session of its own (the job
+  // takes a process group in it: setsid's autogroup per job is dear), no supplementary groups
+  // and an empty inheritable set (S keeps its permitted and effective sets).
+  struct {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } dfl{};
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (setup->ignored_signals & (1ull << (sig - 1))) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  }
+  if ((rc = call(SYS_setsid)) < 0) setup_fail(c, LaunchStage::kSession, rc);
+  if ((rc = call(SYS_setgroups, 0, nullptr)) < 0) setup_fail(c, LaunchStage::kCredentials, rc, 3);
+  struct __user_cap_header_struct cap_header {
+    _LINUX_CAPABILITY_VERSION_3, 0
+  };
+  struct __user_cap_data_struct caps[2] = {};
+  if ((rc = call(SYS_capget, &cap_header, caps)) < 0) {
+    setup_fail(c, LaunchStage::kCredentials, rc, 6);
+  }
+  caps[0].inheritable = caps[1].inheritable = 0;
+  if ((rc = call(SYS_capset, &cap_header, caps)) < 0) {
+    setup_fail(c, LaunchStage::kCredentials, rc, 6);
+  }
+
   // Privileges, once for every job: no ambient set, an empty bounding set, securebits that make
   // any change away from uid 0 drop every capability for good, no_new_privs, the filter.
   if ((rc = call(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)) < 0) {
