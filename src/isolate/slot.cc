@@ -53,7 +53,6 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
   SlotControl& c = *slot->control_;
   setup.uid = profile.has_uid() ? profile.uid() : 65534;
   setup.gid = profile.has_gid() ? profile.gid() : 65534;
-  setup.ignored_signals = ignored_signals();
   plan_fresh_tree(setup, profile);
   if (seccomp != nullptr && !seccomp->empty()) {
     setup.seccomp = seccomp->fprog();

@@ -512,7 +512,8 @@ int slot_main(void* arg) {
   own_fd(c, sfd);
 
   // What each job's first process would otherwise do, once: default actions for the signals
-  // jailpool ignores (S's clone kept SIG_IGN; S writes no pipe), a session of its own (the job
+  // S inherited as ignored (its clone kept SIG_IGN; S writes no pipe; read here, not from
+  // jailpool's mask read once at its start), a session of its own (the job
   // takes a process group in it: setsid's autogroup per job is dear), no supplementary groups
   // and an empty inheritable set (S keeps its permitted and effective sets).
   struct {
@@ -520,9 +521,13 @@ int slot_main(void* arg) {
     unsigned long flags;
     void* restorer;
     uint64_t mask;
-  } dfl{};
+  } dfl{}, now{};
   for (int sig = 1; sig <= 64; ++sig) {
-    if (setup->ignored_signals & (1ull << (sig - 1))) call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    if (call(SYS_rt_sigaction, sig, nullptr, &now, 8) == 0 &&
+        now.handler == reinterpret_cast<void*>(SIG_IGN)) {
+      call(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+    }
   }
   if ((rc = call(SYS_setsid)) < 0) setup_fail(c, LaunchStage::kSession, rc);
   if ((rc = call(SYS_setgroups, 0, nullptr)) < 0) setup_fail(c, LaunchStage::kCredentials, rc, 3);
