@@ -119,10 +119,10 @@ TEST_F(SlotTest, NothingCrossesJobsInOneSlot) {
   JobResult leave = run(job("leave", {in_jail("leak_state"), "leave"}));
   JobResult find = run(job("find", {in_jail("leak_state"), "find"}));
   expect_clean(leave, find);
-  // One slot ran both (its namespaces stay): the reset, not a new jail, cleaned up.
+  // One slot ran both (its net and mount namespaces stay; its ipc namespace is replaced by the
+  // reset): the reset, not a new jail, cleaned up.
   auto left = parse_facts(leave.stdout()), found = parse_facts(find.stdout());
   EXPECT_EQ(left["netns"], found["netns"]);
-  EXPECT_EQ(left["ipcns"], found["ipcns"]);
   EXPECT_EQ(left["mntns"], found["mntns"]);
   // (After it, the slot may be replaced: the finding job's connect to the daemon's port moved
   // lo's counters.)
@@ -145,6 +145,26 @@ TEST_F(SlotTest, NothingCrossesJobsInTwoSlotsAtOnce) {
   expect_clean(first["leave-b"], second["find-b"]);
   auto a = parse_facts(first["leave-a"].stdout()), b = parse_facts(first["leave-b"].stdout());
   EXPECT_NE(a["netns"], b["netns"]) << "two concurrent jobs shared a slot";
+}
+
+// Counters that nothing removes with the objects: the pid namespace hands out pids in a cycle,
+// and an ipc namespace's ids carry a sequence number. A job that forked and made SysV objects
+// would tell the next job of its slot how many, through the next job's pid and ids. The reset
+// sets the last pid back and replaces the ipc namespace: every job starts as the first did.
+TEST_F(SlotTest, PidAndIpcIdCountersDoNotCrossJobs) {
+  make_executor(1);
+  const std::string report =
+      "echo pid=$$ shm=$(ipcmk -M 4096 | tr -dc 0-9) msg=$(ipcmk -Q | tr -dc 0-9)";
+  JobResult first = run(job("first", {"/bin/sh", "-c",
+                                      report + "; for i in 1 2 3 4 5 6 7 8; do /bin/true; done; "
+                                               "ipcmk -M 4096 >/dev/null; ipcmk -Q >/dev/null; "
+                                               "ipcrm -a"}));
+  JobResult second = run(job("second", {"/bin/sh", "-c", report}));
+  ASSERT_EQ(first.status(), OK) << describe(first);
+  ASSERT_EQ(second.status(), OK) << describe(second);
+  EXPECT_EQ(first.stdout(), "pid=2 shm=0 msg=0\n");
+  EXPECT_EQ(second.stdout(), first.stdout()) << "the second job of the slot saw the first's counts";
+  EXPECT_EQ(stats().created, 1u) << "not one slot";
 }
 
 TEST_F(SlotTest, FullTmpIsWipedBeforeTheNextJob) {

@@ -243,7 +243,14 @@ void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t 
                        const std::set<int>& families, bool slot_spawner) {
   for (const char* name : kKilledSyscalls) {
     if (slot_spawner && std::string_view(name) == "unshare") {
-      add_rule(ctx, kill, name, {scmp_arg_cmp{0, SCMP_CMP_NE, CLONE_NEWCGROUP, 0}});
+      // The slot's init takes a new ipc namespace after each job, the job's first process its
+      // own cgroup namespace: every other flag unshare knows is killed (one rule a flag, as
+      // rules OR). A job, with no capability, gets EPERM for these two.
+      for (uint64_t flag : {CLONE_THREAD, CLONE_FS, CLONE_NEWNS, CLONE_SIGHAND, CLONE_VM,
+                            CLONE_FILES, CLONE_SYSVSEM, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWUSER,
+                            CLONE_NEWPID, CLONE_NEWTIME}) {
+        add_rule(ctx, kill, name, {arg_bits_set(0, flag)});
+      }
       continue;
     }
     if (slot_spawner && std::string_view(name) == "move_mount") {

@@ -38,7 +38,10 @@ uint32_t load_state(const SlotControl& c) {
 }  // namespace
 
 bool slot_capable(const Profile& profile) {
-  return poolable(profile) &&
+  // A slot sets its pid namespace's last pid back between jobs (slot_main); without the file
+  // (a kernel built without CONFIG_CHECKPOINT_RESTORE) jobs use templates or fresh jails.
+  static const bool last_pid = ::access("/proc/sys/kernel/ns_last_pid", F_OK) == 0;
+  return last_pid && poolable(profile) &&
          (profile.seccomp() == SECCOMP_DEFAULT || profile.seccomp() == SECCOMP_NONE);
 }
 

@@ -22,7 +22,8 @@
 // them all, stores the report and wakes jailpool (done eventfd). Then it resets: wipes the
 // writable filesystems (an unlinkat walk beneath the fds it opened at the start, never following
 // a job-controlled path), restores their roots' owner and mode, checks their usage is back to
-// the empty one, removes SysV shm/msg/sem and POSIX message queues, checks the hostname, that
+// the empty one, moves itself into a new ipc namespace (SysV IPC and POSIX message queues, with
+// their id counters), sets the pid namespace's last pid back to 1, checks the hostname, that
 // no inet socket is left in its net namespace (a TIME_WAIT one would hold its port against the
 // next job), that the net namespace's cumulative counters did not move (lo's packets, the IP
 // MIBs: nothing resets them) and that the pid namespace holds only S, and says ready (or broken:
@@ -50,12 +51,12 @@ class SlotRemains;
 // Where a slot's reset failed (SlotControl::reset_failure).
 enum class SlotReset : int {
   kNone = 0,
-  kProcesses,  // a process of the job could not be reaped in time
-  kWipe,       // a writable filesystem could not be emptied (index: which)
-  kUsage,      // its usage is not back to the empty one
-  kRootAttrs,  // its root's owner or mode could not be restored
-  kSysvIpc,
-  kMqueue,
+  kProcesses,     // a process of the job could not be reaped in time
+  kWipe,          // a writable filesystem could not be emptied (index: which)
+  kUsage,         // its usage is not back to the empty one
+  kRootAttrs,     // its root's owner or mode could not be restored
+  kIpcNamespace,  // a new ipc namespace (SysV IPC, POSIX message queues) could not be made
+  kPidCounter,    // the pid namespace's last pid could not be set back
   kHostname,
   kSockets,      // an inet socket of the slot's net namespace outlived the job (TIME_WAIT, ...)
   kNetCounters,  // the net namespace's counters moved (lo's packets, the IP/UDP/TCP MIBs)
@@ -90,7 +91,7 @@ struct SlotControl {
   const char* workdir = nullptr;
   uint32_t root_uid[8] = {}, root_gid[8] = {}, root_mode[8] = {};  // as built (S)
   // fds S opened in the shared table, closed by jailpool once S is gone.
-  // At most: 5 net files, 8 writable filesystems, the mqueue mount, the signalfd, a listener.
+  // At most: 5 net files, 8 writable filesystems, ns_last_pid, the signalfd, a listener.
   int owned_fds[24] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
   // The net namespace's counters as S found them after building the tree (S): the text of

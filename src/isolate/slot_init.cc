@@ -113,10 +113,10 @@ const char* describe_slot_reset(SlotReset what) {
       return "a writable filesystem's usage is not back to empty";
     case SlotReset::kRootAttrs:
       return "a writable filesystem's root could not be restored";
-    case SlotReset::kSysvIpc:
-      return "SysV IPC objects could not be removed";
-    case SlotReset::kMqueue:
-      return "POSIX message queues could not be removed";
+    case SlotReset::kIpcNamespace:
+      return "the ipc namespace could not be replaced";
+    case SlotReset::kPidCounter:
+      return "the pid namespace's last pid could not be reset";
     case SlotReset::kHostname:
       return "the hostname changed";
     case SlotReset::kSockets:
@@ -268,59 +268,6 @@ bool wipe_filesystems(SlotControl* c, int* fds, const FsBaseline* base) {
   return true;
 }
 
-// SysV IPC: every object of the slot's ipc namespace, by index (X_STAT), removed; then the
-// namespace's counts must be 0. S holds CAP_IPC_OWNER.
-bool wipe_sysv(SlotControl* c) {
-  alignas(8) char buf[512];
-  // X_INFO returns the highest index in use and fills the namespace's counts: nothing to walk
-  // when they are 0 (one call per kind for a job that made none).
-  struct shm_info shm_before {};
-  struct msginfo msg_before {};
-  struct seminfo sem_before {};
-  bool counted = true;
-  long max = call(SYS_shmctl, 0, SHM_INFO, &shm_before);
-  counted &= max >= 0;
-  for (long i = 0; max >= 0 && shm_before.used_ids != 0 && i <= max; ++i) {
-    long id = call(SYS_shmctl, i, SHM_STAT, buf);
-    if (id >= 0) call(SYS_shmctl, id, IPC_RMID, nullptr);
-  }
-  max = call(SYS_msgctl, 0, MSG_INFO, &msg_before);
-  counted &= max >= 0;
-  for (long i = 0; max >= 0 && msg_before.msgpool != 0 && i <= max; ++i) {
-    long id = call(SYS_msgctl, i, MSG_STAT, buf);
-    if (id >= 0) call(SYS_msgctl, id, IPC_RMID, nullptr);
-  }
-  max = call(SYS_semctl, 0, 0, SEM_INFO, &sem_before);
-  counted &= max >= 0;
-  for (long i = 0; max >= 0 && sem_before.semusz != 0 && i <= max; ++i) {
-    long id = call(SYS_semctl, i, 0, SEM_STAT, buf);
-    if (id >= 0) call(SYS_semctl, id, 0, IPC_RMID, 0);
-  }
-  if (counted && shm_before.used_ids == 0 && msg_before.msgpool == 0 && sem_before.semusz == 0) {
-    return true;
-  }
-  struct shm_info shm {};
-  struct msginfo msg {};
-  struct seminfo sem {};
-  if (call(SYS_shmctl, 0, SHM_INFO, &shm) < 0 || shm.used_ids != 0 ||
-      call(SYS_msgctl, 0, MSG_INFO, &msg) < 0 || msg.msgpool != 0 ||
-      call(SYS_semctl, 0, 0, SEM_INFO, &sem) < 0 || sem.semusz != 0) {
-    c->reset_failure = SlotReset::kSysvIpc;
-    return false;
-  }
-  return true;
-}
-
-bool wipe_mqueues(SlotControl* c, int mq) {
-  long rc = wipe_dir(mq, kMaxWipeDepth);  // flat: no subdirectories in mqueue
-  if (rc < 0) {
-    c->reset_failure = SlotReset::kMqueue;
-    c->reset_err = static_cast<int>(-rc);
-    return false;
-  }
-  return true;
-}
-
 bool same(const char* a, const char* b) {
   while (*a && *a == *b) ++a, ++b;
   return *a == *b;
@@ -459,6 +406,18 @@ int slot_main(void* arg) {
     own_fd(c, rc);
     (i < 2 ? sockstat_fds[i] : counter_fds[i - 2]) = static_cast<int>(rc);
   }
+  // The pid namespace's last pid (3.3, CONFIG_CHECKPOINT_RESTORE; slot_capable checks it
+  // exists): pids are handed out in a cycle, so each job would otherwise start at the pid after
+  // the last one the jobs before it used, and read how many processes they made. Set to 1
+  // before each job (S is 1), every job's first process is pid 2, as in a fresh jail. The
+  // write acts on the writer's pid namespace, whichever /proc the file was opened through.
+  rc = call(SYS_openat, AT_FDCWD, "/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+  if (rc < 0) setup_fail(c, LaunchStage::kJobMount, rc, 106);
+  own_fd(c, rc);
+  const int last_pid_fd = static_cast<int>(rc);
+  if ((rc = call(SYS_pwrite64, last_pid_fd, "1", 1, 0)) < 0) {
+    setup_fail(c, LaunchStage::kJobMount, rc, 106);
+  }
   build_jail_tree(setup);
   // After the tree (its lo was brought up through a socket, closed since).
   SocketCounts sockets_at_start[2];
@@ -469,8 +428,8 @@ int slot_main(void* arg) {
   }
   if (!same_net_counters(c, counter_fds, true)) setup_fail(c, LaunchStage::kJobMount, -EIO, 103);
 
-  // What the reset needs, opened now, before any job ran: the writable filesystems' roots,
-  // their empty usage, and a detached mqueue mount of this ipc namespace (5.2) to list queues.
+  // What the reset needs, opened now, before any job ran: the writable filesystems' roots and
+  // their empty usage.
   int wipe_fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
   FsBaseline base[8];
   for (int i = 0; i < c->wipe_count; ++i) {
@@ -489,20 +448,6 @@ int slot_main(void* arg) {
     c->root_gid[i] = st.st_gid;
     c->root_mode[i] = st.st_mode & 07777;
   }
-  long fs = call(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC);
-  if (fs < 0) setup_fail(c, LaunchStage::kJobMount, fs, 100);
-  if ((rc = call(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0)) < 0) {
-    setup_fail(c, LaunchStage::kJobMount, rc, 100);
-  }
-  long mnt = call(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID);
-  call(SYS_close, fs);
-  if (mnt < 0) setup_fail(c, LaunchStage::kJobMount, mnt, 100);
-  // fsmount's fd is an O_PATH one: open the root for reading (the mount stays, detached, as
-  // long as this fd holds it).
-  long mq = call(SYS_openat, mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  call(SYS_close, mnt);
-  if (mq < 0) setup_fail(c, LaunchStage::kJobMount, mq, 100);
-  own_fd(c, mq);
 
   // SIGCHLD through a signalfd (for the listener's loop); blocked, so it stays pending.
   uint64_t sigchld = 1ull << (SIGCHLD - 1);
@@ -619,8 +564,15 @@ int slot_main(void* arg) {
       c->reset_failure = SlotReset::kWorkdir;
       ok = false;
     }
-    ok = ok && wipe_filesystems(c, wipe_fds, base) && wipe_sysv(c) &&
-         wipe_mqueues(c, static_cast<int>(mq));
+    ok = ok && wipe_filesystems(c, wipe_fds, base);
+    // SysV IPC and POSIX message queues: a new ipc namespace for the next job. Removing the
+    // objects would leave the namespace's id counters where the job left them (the next ids
+    // tell how many objects it made); the old namespace goes with the last process in it.
+    if (ok && (rc = call(SYS_unshare, CLONE_NEWIPC)) < 0) {
+      c->reset_failure = SlotReset::kIpcNamespace;
+      c->reset_err = static_cast<int>(-rc);
+      ok = false;
+    }
     if (ok) {
       struct utsname now;
       if (call(SYS_uname, &now) < 0 || !same(now.nodename, expected.nodename) ||
@@ -641,6 +593,11 @@ int slot_main(void* arg) {
     }
     if (ok && call(SYS_wait4, -1, nullptr, __WALL | WNOHANG, nullptr) != -ECHILD) {
       c->reset_failure = SlotReset::kProcesses;
+      ok = false;
+    }
+    if (ok && (rc = call(SYS_pwrite64, last_pid_fd, "1", 1, 0)) < 0) {
+      c->reset_failure = SlotReset::kPidCounter;
+      c->reset_err = static_cast<int>(-rc);
       ok = false;
     }
     if (!ok) {
