@@ -13,6 +13,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -210,17 +211,77 @@ TEST_F(SlotTest, SpareSlotServesTheNextJobWhileTheLastOneResets) {
     expect_nothing_left(1000ms);
   }
 }
-TEST_F(SlotTest, SlotWhoseResetFailsIsReplaced) {
+
+// A tree of any depth goes with its filesystem: the reset replaces a touched tmpfs whole, and
+// the slot runs the next job.
+TEST_F(SlotTest, DeepTreeGoesWithItsFilesystem) {
   make_executor(1);
-  // A directory tree deeper than the reset walks: the slot is broken, never handed out again.
   JobResult deep = run(job("deep", {"/bin/sh", "-c",
                                     "cd /tmp && i=0 && while [ $i -lt 80 ]; do mkdir d && cd d "
                                     "&& i=$((i+1)); done && touch leftover"}));
   EXPECT_EQ(deep.status(), OK) << describe(deep);
   JobResult next = run(job("next", {"/bin/sh", "-c", "[ -z \"$(ls -A /tmp)\" ]"}));
-  EXPECT_EQ(next.status(), OK) << describe(next) << ": the dirty slot was handed out";
-  EXPECT_EQ(stats().created, 2u);
-  EXPECT_EQ(stats().replaced, 1u);
+  EXPECT_EQ(next.status(), OK) << describe(next) << ": the tree was left";
+  EXPECT_EQ(stats().created, 1u);
+  EXPECT_EQ(stats().replaced, 0u);
+}
+
+// What emptying a tmpfs would not undo: its inode counter (a job's first file is numbered after
+// the last file the jobs before it made) and its root's times (when a job last wrote there, to
+// the nanosecond, as the job chose). The next job of the slot sees neither: its files are
+// numbered as in a fresh jail, and no time on the roots of /tmp, the working directory or
+// /dev/shm is later than the first job's start.
+TEST_F(SlotTest, TmpfsInodeNumbersAndTimesDoNotCrossJobs) {
+  make_executor(1);
+  const std::string times = "stat -c %X.%Y.%Z /tmp /box /dev/shm | tr '\\n' ' '";
+  JobResult first = run(job(
+      "first", {"/bin/sh", "-c",
+                "date +%s.%N; touch /tmp/a /tmp/b /tmp/c /box/a /dev/shm/a; ls /tmp >/dev/null; "
+                "rm /tmp/a; stat -c %i /tmp/c"}));
+  JobResult second =
+      run(job("second", {"/bin/sh", "-c", times + "; echo; touch /tmp/x; stat -c %i /tmp/x"}));
+  ASSERT_EQ(first.status(), OK) << describe(first);
+  ASSERT_EQ(second.status(), OK) << describe(second);
+  EXPECT_EQ(stats().created, 1u) << "not one slot";
+  std::istringstream a(first.stdout()), b(second.stdout());
+  double start = 0;
+  std::string first_ino, line, second_ino;
+  a >> start >> first_ino;
+  std::getline(b, line);
+  b >> second_ino;
+  // A fresh tmpfs's root is inode 1, its first file 2: the first job's third file is 4.
+  EXPECT_EQ(first_ino, "4") << first.stdout();
+  EXPECT_EQ(second_ino, "2") << "the second job's first file was numbered after the first's";
+  std::istringstream stamps(line);
+  std::string triple;
+  int roots = 0;
+  while (stamps >> triple) {
+    ++roots;
+    for (size_t at = 0; at < triple.size();) {
+      size_t dot = triple.find('.', at);
+      long long t = std::stoll(triple.substr(at, dot - at));
+      EXPECT_LE(t, static_cast<long long>(start))
+          << "a root's time after the first job began: " << line << " (start " << start << ")";
+      at = dot == std::string::npos ? triple.size() : dot + 1;
+    }
+  }
+  EXPECT_EQ(roots, 3) << line;
+}
+
+// An unnamed file takes an inode of the tmpfs and changes nothing the reset reads: in a slot it
+// fails as on a filesystem without O_TMPFILE.
+TEST_F(SlotTest, UnnamedFilesAreRefused) {
+  make_executor(1);
+  JobResult r =
+      run(job("tmpfile",
+              {"/usr/bin/python3", "-c",
+               "import os, errno\n"
+               "try:\n  os.open('/tmp', os.O_TMPFILE | os.O_RDWR)\n  print('made')\n"
+               "except OSError as e:\n  print('EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else e)\n"
+               "import tempfile\nwith tempfile.TemporaryFile(dir='/tmp') as f: f.write(b'x')\n"
+               "print('fallback')"}));
+  ASSERT_EQ(r.status(), OK) << describe(r);
+  EXPECT_EQ(r.stdout(), "EOPNOTSUPP\nfallback\n");
 }
 
 TEST_F(SlotTest, StoppedProcessesDoNotOutliveTheJob) {
@@ -361,8 +422,7 @@ TEST_F(SlotTest, JobCredentialsAndSignalsAreAFreshJails) {
 }
 
 // An extended attribute a job set on a root it owns (the working directory) is never seen by
-// the next job: the wipe removes files, not the root's attributes, but tmpfs charges them to
-// its inode space (6.6+, with user xattrs), so the usage check replaces that slot.
+// the next job: it moves the root's ctime, so the reset replaces that filesystem.
 TEST_F(SlotTest, RootXattrsDoNotCrossJobs) {
   make_executor(1);
   const std::string set =

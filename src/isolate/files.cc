@@ -323,6 +323,35 @@ UniqueFd create_host_file(const std::string& path) {
   return out;
 }
 
+UniqueFd mount_detached_tmpfs(const std::string& data, unsigned long flags, std::string_view what) {
+  UniqueFd context(::fsopen("tmpfs", FSOPEN_CLOEXEC));
+  if (!context) throw_errno(fmt::format("fsopen tmpfs for {} (Linux 5.2)", what));
+  size_t at = 0;
+  while (at < data.size()) {
+    size_t end = data.find(',', at);
+    if (end == std::string::npos) end = data.size();
+    std::string option = data.substr(at, end - at);
+    at = end + 1;
+    size_t eq = option.find('=');
+    std::string key = option.substr(0, eq);
+    std::string value = eq == std::string::npos ? std::string() : option.substr(eq + 1);
+    int rc = eq == std::string::npos
+                 ? ::fsconfig(context.get(), FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
+                 : ::fsconfig(context.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
+    if (rc < 0) throw_errno(fmt::format("tmpfs option {} for {}", option, what));
+  }
+  if (::fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
+    throw_errno(fmt::format("create the tmpfs for {}", what));
+  }
+  unsigned attrs = 0;
+  if (flags & MS_NOSUID) attrs |= MOUNT_ATTR_NOSUID;
+  if (flags & MS_NODEV) attrs |= MOUNT_ATTR_NODEV;
+  if (flags & MS_NOEXEC) attrs |= MOUNT_ATTR_NOEXEC;
+  int fd = ::fsmount(context.get(), FSMOUNT_CLOEXEC, attrs);
+  if (fd < 0) throw_errno(fmt::format("fsmount the tmpfs for {}", what));
+  return UniqueFd(fd);
+}
+
 ScratchFs ScratchFs::create(const Profile& profile) {
   const uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : kDefaultCwdBytes;
   const uint32_t uid = profile.has_uid() ? profile.uid() : 65534;

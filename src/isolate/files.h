@@ -64,6 +64,11 @@ std::string read_capped(int fd, uint64_t max_bytes);
 // refused before it is opened). The path is the submitter's, not the job's. Throws Error.
 UniqueFd create_host_file(const std::string& path);
 
+// A tmpfs made with fsopen/fsmount (5.2), attached nowhere yet: `data` are mount(2)-style
+// tmpfs options ("size=...,nr_inodes=...,mode=..."), `flags` MS_NOSUID, MS_NODEV, MS_NOEXEC.
+// Returns the mount's fd (for move_mount). Throws Error naming `what`.
+UniqueFd mount_detached_tmpfs(const std::string& data, unsigned long flags, std::string_view what);
+
 // The working directory of a job with files (see the top of this file).
 class ScratchFs {
  public:

@@ -135,6 +135,32 @@ std::string tmpfs_options(uint64_t size, uint64_t inodes, uint32_t mode,
   return s;
 }
 
+}  // namespace
+
+std::vector<WritableFs> writable_filesystems(const Profile& profile, uint32_t uid, uint32_t gid) {
+  std::vector<WritableFs> out;
+  for (const Tmpfs& fs : profile.tmpfs()) {
+    uint64_t size = fs.size_bytes() ? fs.size_bytes() : 64ull << 20;
+    uint64_t inodes = fs.nr_inodes() ? fs.nr_inodes() : 16384;
+    uint32_t mode_bits = fs.mode() ? fs.mode() : 01777;
+    std::optional<std::pair<uint32_t, uint32_t>> owner;
+    if (fs.job_owned()) owner = std::make_pair(uid, gid);
+    out.push_back({fs.dst(), kNoSuidDev | (fs.noexec() ? MS_NOEXEC : 0),
+                   tmpfs_options(size, inodes, mode_bits, owner)});
+  }
+  if (!profile.cwd().empty()) {
+    uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : 256ull << 20;
+    out.push_back(
+        {profile.cwd(), kNoSuidDev, tmpfs_options(size, 65536, 0755, std::make_pair(uid, gid))});
+  }
+  if (profile.dev_shm()) {
+    out.push_back({"/dev/shm", kNoSuidDev | MS_NOEXEC, "size=67108864,nr_inodes=4096,mode=1777"});
+  }
+  return out;
+}
+
+namespace {
+
 enum class MountMode {
   kFresh,      // one jail, everything before the pivot except /dev/shm and /proc
   kTemplate,   // a template holder: the job-independent part only
@@ -153,7 +179,8 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
     return m;
   };
 
-  // The job's own writable filesystems: fresh for every job.
+  // The job's own writable filesystems: fresh for every job (/dev/shm, the last, after the
+  // pivot).
   struct Fs {
     std::string dst;
     unsigned long flags;
@@ -161,19 +188,18 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
     int mount_fd = -1;  // moved there instead of a fresh tmpfs
   };
   std::vector<Fs> job_fs;
-  for (const Tmpfs& fs : profile.tmpfs()) {
-    uint64_t size = fs.size_bytes() ? fs.size_bytes() : 64ull << 20;
-    uint64_t inodes = fs.nr_inodes() ? fs.nr_inodes() : 16384;
-    uint32_t mode_bits = fs.mode() ? fs.mode() : 01777;
-    std::optional<std::pair<uint32_t, uint32_t>> owner;
-    if (fs.job_owned()) owner = std::make_pair(uid, gid);
-    job_fs.push_back({fs.dst(), kNoSuidDev | (fs.noexec() ? MS_NOEXEC : 0),
-                      tmpfs_options(size, inodes, mode_bits, owner)});
+  std::optional<WritableFs> dev_shm;
+  std::vector<WritableFs> writable = writable_filesystems(profile, uid, gid);
+  if (profile.dev_shm()) {  // the last
+    dev_shm = std::move(writable.back());
+    writable.pop_back();
   }
-  if (!profile.cwd().empty()) {
-    uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : 256ull << 20;
-    job_fs.push_back({profile.cwd(), kNoSuidDev,
-                      tmpfs_options(size, 65536, 0755, std::make_pair(uid, gid)), cwd_mount_fd});
+  for (size_t i = 0; i < writable.size(); ++i) {
+    // The working directory follows the profile's tmpfs.
+    int fd = !profile.cwd().empty() && i == static_cast<size_t>(profile.tmpfs_size()) ? cwd_mount_fd
+                                                                                      : -1;
+    job_fs.push_back(
+        {std::move(writable[i].dst), writable[i].flags, std::move(writable[i].data), fd});
   }
   auto mount_fs = [&](const Fs& fs, std::string path) {
     if (fs.mount_fd < 0) return op(Kind::kTmpfs, std::move(path), {}, fs.flags, fs.data);
@@ -310,10 +336,7 @@ void build_mounts(LaunchPlan& plan, const Profile& profile, const std::vector<Bi
     t.push_back(op(Kind::kRemount, "/newroot", {}, MS_RDONLY | kNoSuidDev));
   }
   if (mode == MountMode::kTemplate) return;
-  if (profile.dev_shm()) {
-    j.push_back(op(Kind::kTmpfs, "/dev/shm", {}, kNoSuidDev | MS_NOEXEC,
-                   "size=67108864,nr_inodes=4096,mode=1777"));
-  }
+  if (dev_shm) j.push_back(op(Kind::kTmpfs, dev_shm->dst, {}, dev_shm->flags, dev_shm->data));
   j.push_back(op(Kind::kProc, "/proc", {}, kNoSuidDev | MS_NOEXEC));
   // Masks over what /proc says about the host. Made by init before the job exists, so no path
   // can be swapped underneath them.

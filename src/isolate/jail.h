@@ -89,6 +89,16 @@ class JailTemplate {
 // symlinks and PATH) and that the job's uid may execute it. Throws ConfigError("argv[0]", ...).
 void check_program(const JailConfig& config);
 
+// A writable filesystem every job gets fresh: a tmpfs of the profile's (tmpfs[]), its working
+// directory, /dev/shm. flags: MS_NOSUID, MS_NODEV, MS_NOEXEC; data: tmpfs options.
+struct WritableFs {
+  std::string dst;
+  unsigned long flags = 0;
+  std::string data;
+};
+// In mount order: the profile's tmpfs, the working directory, /dev/shm. uid/gid: the job's.
+std::vector<WritableFs> writable_filesystems(const Profile& profile, uint32_t uid, uint32_t gid);
+
 // Whether jobs of this profile can start from a template: not when a profile bind lies inside
 // one of the per-job filesystems (the fresh path mounts those first, a template cannot).
 bool poolable(const Profile& profile);

@@ -278,6 +278,17 @@ void add_default_rules(scmp_filter_ctx ctx, const std::set<int>& deny, uint32_t 
     add_rule(ctx, kill, "clone", {arg_bits_set(0, flag)});
   }
 
+  // A slot's writable filesystems outlive its jobs unless touched (isolate/slot.h): an unnamed
+  // file (O_TMPFILE) takes an inode number of the tmpfs, which the next job's files would count
+  // on from, and changes neither its usage once closed nor its root's times. So it fails as on
+  // a filesystem without it (EOPNOTSUPP: glibc's tmpfile() and Python's tempfile fall back), and
+  // openat2, whose flags a filter cannot read, as on a kernel without it (ENOSYS).
+  if (slot_spawner) {
+    add_rule(ctx, SCMP_ACT_ERRNO(EOPNOTSUPP), "openat", {arg_bits_set(2, __O_TMPFILE)});
+    add_rule(ctx, SCMP_ACT_ERRNO(EOPNOTSUPP), "open", {arg_bits_set(1, __O_TMPFILE)});
+    add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "openat2");
+  }
+
   // Terminal injection (CVE-2017-5226): pushing input into a terminal the job shares.
   // TIOCSETD: line disciplines (n_gsm, n_hdlc) are old, much-exploited kernel code.
   for (uint32_t cmd : {TIOCSTI, TIOCLINUX, TIOCSETD}) {

@@ -20,6 +20,7 @@
 #include "common/leak.h"
 #include "isolate/cgroup.h"
 #include "isolate/clone.h"
+#include "isolate/files.h"
 #include "isolate/seccomp.h"
 
 #ifndef CLONE_CLEAR_SIGHAND
@@ -67,17 +68,18 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
       setup.seccomp_listen = true;
     }
   }
-  // The writable filesystems S wipes between jobs.
-  std::vector<std::string> wipe;
-  for (const Tmpfs& fs : profile.tmpfs()) wipe.push_back(fs.dst());
-  if (!profile.cwd().empty()) {
-    wipe.push_back(profile.cwd());
-    c.workdir = setup.keep(profile.cwd());
+  // The writable filesystems S replaces when a job touched them, and a spare of each.
+  if (!profile.cwd().empty()) c.workdir = setup.keep(profile.cwd());
+  slot->filesystems_ = writable_filesystems(profile, setup.uid, setup.gid);
+  if (slot->filesystems_.size() > std::size(c.fs_paths)) {
+    throw Error("slot: too many writable filesystems");
   }
-  if (profile.dev_shm()) wipe.push_back("/dev/shm");
-  if (wipe.size() > std::size(c.wipe_paths)) throw Error("slot: too many writable filesystems");
-  for (size_t i = 0; i < wipe.size(); ++i) c.wipe_paths[i] = setup.keep(wipe[i]);
-  c.wipe_count = static_cast<int>(wipe.size());
+  c.fs_count = static_cast<int>(slot->filesystems_.size());
+  slot->spares_.resize(slot->filesystems_.size());
+  for (size_t i = 0; i < slot->filesystems_.size(); ++i) {
+    c.fs_paths[i] = setup.keep(slot->filesystems_[i].dst);
+  }
+  slot->make_spares();
   setup.freeze();
 
   int go = eventfd(0, EFD_CLOEXEC);
@@ -146,6 +148,17 @@ bool Slot::broken() const {
   return !alive();
 }
 
+void Slot::make_spares() {
+  SlotControl& c = *control_;
+  for (size_t i = 0; i < filesystems_.size(); ++i) {
+    std::atomic_ref<int> spare(c.spare_fds[i]);
+    if (spare.load(std::memory_order_acquire) >= 0) continue;
+    const WritableFs& fs = filesystems_[i];
+    spares_[i] = mount_detached_tmpfs(fs.data, fs.flags, "a slot's " + fs.dst);
+    spare.store(spares_[i].get(), std::memory_order_release);
+  }
+}
+
 void Slot::want_ready_wake(bool on) const {
   std::atomic_ref<uint32_t>(control_->ready_waiter).store(on ? 1 : 0, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // before the caller's read of the state
@@ -164,8 +177,8 @@ std::string Slot::broken_reason() const {
   const SlotControl& c = *control_;
   if (state() == SlotControl::kBroken) {
     std::string s = describe_slot_reset(c.reset_failure);
-    if (c.reset_index >= 0 && c.reset_index < c.wipe_count) {
-      s += fmt::format(" ({})", c.wipe_paths[c.reset_index]);
+    if (c.reset_index >= 0 && c.reset_index < c.fs_count) {
+      s += fmt::format(" ({})", c.fs_paths[c.reset_index]);
     }
     if (c.reset_err != 0) s += fmt::format(": {}", std::strerror(c.reset_err));
     return s;
@@ -219,6 +232,7 @@ void Slot::start(const JailConfig& config, const JobCgroup& cgroup) {
   plan->freeze();
   job_ = std::move(plan);
   job_fds_ = std::move(dups);
+  make_spares();  // for the filesystems the last job's reset replaced
   SlotControl& c = *control_;
   c.job = job_.get();
   drain_done();
@@ -279,6 +293,7 @@ std::unique_ptr<SlotRemains> Slot::kill_and_take() {
   rem->control_ = std::move(control_);
   rem->setup_ = std::move(setup_);
   rem->job_ = std::move(job_);
+  rem->spares_ = std::move(spares_);
   rem->cgroup_ = std::move(cgroup);
   pid_ = -1;
   stack_ = nullptr;
@@ -324,6 +339,7 @@ bool SlotRemains::try_finish() {
       if (fd >= 0) ::close(fd);
     }
   }
+  spares_.clear();
   if (stack_ != nullptr) munmap(stack_, kSlotStackSize);
   stack_ = nullptr;
   cgroup_.reset();  // its last processes are gone with S's pid namespace
@@ -335,6 +351,7 @@ std::string SlotRemains::abandon() {
   if (control_) {
     for (int fd : control_->owned_fds) fds += fd >= 0;
   }
+  for (const UniqueFd& fd : spares_) fds += fd.get() >= 0;
   std::string s =
       fmt::format("pid {}: its stack ({} KiB, leaked), {} fd(s)", pid_, kSlotStackSize / 1024, fds);
   if (cgroup_) {
@@ -354,6 +371,7 @@ SlotRemains::~SlotRemains() {
   leak_on_purpose(std::move(control_));
   leak_on_purpose(std::move(setup_));
   leak_on_purpose(std::move(job_));
+  for (UniqueFd& fd : spares_) [[maybe_unused]] int kept = fd.release();
   if (cgroup_) cgroup_->release_dirs();
 }
 

@@ -19,15 +19,17 @@
 // every capability), closes every other fd and execs. The job is never pid 1 (a pid-1 job would
 // be spared its own raise()/kill(getpid()) of default-action signals). When J ends, S kills
 // every other process of the pid namespace (kill(-1, SIGKILL) from pid 1 spares only S), reaps
-// them all, stores the report and wakes jailpool (done eventfd). Then it resets: wipes the
-// writable filesystems (an unlinkat walk beneath the fds it opened at the start, never following
-// a job-controlled path), restores their roots' owner and mode, checks their usage is back to
-// the empty one, moves itself into a new ipc namespace (SysV IPC and POSIX message queues, with
-// their id counters), sets the pid namespace's last pid back to 1, checks the hostname, that
-// no inet socket is left in its net namespace (a TIME_WAIT one would hold its port against the
-// next job), that the net namespace's cumulative counters did not move (lo's packets, the IP
-// MIBs: nothing resets them) and that the pid namespace holds only S, and says ready (or broken:
-// jailpool destroys the slot).
+// them all, stores the report and wakes jailpool (done eventfd). Then it resets: replaces each
+// writable filesystem the job touched by a fresh tmpfs jailpool made in advance (umount2
+// MNT_DETACH, then move_mount of the spare; "touched": its usage, or its root's owner, mode or
+// any of its times, differ from what S recorded, read through fds S opened, never a job's path;
+// a wipe would leave the tmpfs's inode counter and the root's times where the job left them,
+// and a slot's filter refuses O_TMPFILE, which takes an inode and changes neither), moves itself
+// into a new ipc namespace (SysV IPC and POSIX message queues, with their id counters), sets the
+// pid namespace's last pid back to 1, checks the hostname, that no inet socket is left in its net
+// namespace (a TIME_WAIT one would hold its port against the next job), that the net namespace's
+// cumulative counters did not move (lo's packets, the IP MIBs: nothing resets them) and that the
+// pid namespace holds only S, and says ready (or broken: jailpool destroys the slot).
 #pragma once
 
 #include <sys/types.h>
@@ -52,9 +54,7 @@ class SlotRemains;
 enum class SlotReset : int {
   kNone = 0,
   kProcesses,     // a process of the job could not be reaped in time
-  kWipe,          // a writable filesystem could not be emptied (index: which)
-  kUsage,         // its usage is not back to the empty one
-  kRootAttrs,     // its root's owner or mode could not be restored
+  kRenew,         // a writable filesystem the job touched could not be replaced (index: which)
   kIpcNamespace,  // a new ipc namespace (SysV IPC, POSIX message queues) could not be made
   kPidCounter,    // the pid namespace's last pid could not be set back
   kHostname,
@@ -82,14 +82,16 @@ struct SlotControl {
   uint32_t ready_waiter = 1;
   int go_fd = -1;    // eventfd: jailpool -> S
   int done_fd = -1;  // eventfd: S -> jailpool, at kResult and kBroken, at kReady to a waiter
-  LaunchPlan* setup = nullptr;     // the tree, hostname, seccomp filter
-  LaunchPlan* job = nullptr;       // the job handed over (valid until kResult)
-  const char* wipe_paths[8] = {};  // the writable filesystems' mount points (jailpool)
-  int wipe_count = 0;
+  LaunchPlan* setup = nullptr;   // the tree, hostname, seccomp filter
+  LaunchPlan* job = nullptr;     // the job handed over (valid until kResult)
+  const char* fs_paths[8] = {};  // the writable filesystems' mount points (jailpool)
+  int fs_count = 0;
+  // For each, a fresh tmpfs, attached nowhere (jailpool's fd, for move_mount): S replaces a
+  // touched filesystem with it and sets -1 (atomic); jailpool makes another before the next job.
+  int spare_fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
   // The working directory's mount point (jailpool), where a job's files go (LaunchPlan::
   // workdir_mount_fd); nullptr when the profile has none.
   const char* workdir = nullptr;
-  uint32_t root_uid[8] = {}, root_gid[8] = {}, root_mode[8] = {};  // as built (S)
   // fds S opened in the shared table, closed by jailpool once S is gone.
   // At most: 5 net files, 8 writable filesystems, ns_last_pid, the signalfd, a listener.
   int owned_fds[24] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
@@ -167,12 +169,16 @@ class Slot {
 
  private:
   Slot() = default;
+  // A spare of each writable filesystem whose last one S used (SlotControl::spare_fds).
+  void make_spares();
   // Sends S SIGKILL and moves into the result what must outlive S; the slot keeps nothing.
   std::unique_ptr<SlotRemains> kill_and_take();
   const Profile* profile_ = nullptr;
   SeccompProgram* seccomp_ = nullptr;
   std::unique_ptr<LaunchPlan> setup_;
   std::unique_ptr<LaunchPlan> job_;
+  std::vector<WritableFs> filesystems_;  // the writable filesystems, as SlotControl::fs_paths
+  std::vector<UniqueFd> spares_;         // SlotControl::spare_fds
   std::vector<UniqueFd> job_fds_;  // the job's stdio fds moved above 2, held until the next job
   std::unique_ptr<SlotControl> control_;
   UniqueFd go_fd_, done_fd_;
@@ -215,6 +221,7 @@ class SlotRemains {
   void* stack_ = nullptr;
   std::unique_ptr<SlotControl> control_;
   std::unique_ptr<LaunchPlan> setup_, job_;
+  std::vector<UniqueFd> spares_;
   std::unique_ptr<JobCgroup> cgroup_;
   bool finished_ = false;
 };

@@ -107,12 +107,8 @@ const char* describe_slot_reset(SlotReset what) {
       return "none";
     case SlotReset::kProcesses:
       return "a process of the job survived";
-    case SlotReset::kWipe:
-      return "a writable filesystem could not be emptied";
-    case SlotReset::kUsage:
-      return "a writable filesystem's usage is not back to empty";
-    case SlotReset::kRootAttrs:
-      return "a writable filesystem's root could not be restored";
+    case SlotReset::kRenew:
+      return "a writable filesystem the job touched could not be replaced";
     case SlotReset::kIpcNamespace:
       return "the ipc namespace could not be replaced";
     case SlotReset::kPidCounter:
@@ -132,8 +128,6 @@ const char* describe_slot_reset(SlotReset what) {
 namespace {
 
 using raw::call;
-
-constexpr int kMaxWipeDepth = 48;
 
 void set_state(SlotControl* c, uint32_t state) {
   __atomic_store_n(&c->state, state, __ATOMIC_SEQ_CST);
@@ -182,88 +176,73 @@ void own_fd(SlotControl* c, long fd) {
   }
 }
 
-// Removes everything beneath the directory `dir` (an fd S owns), never following a symlink:
-// each level is opened with O_NOFOLLOW|O_DIRECTORY relative to its parent's fd. Every process
-// of the job is dead, so nothing changes underneath. Returns 0 or -errno (-ELOOP: deeper than
-// kMaxWipeDepth).
-long wipe_dir(int dir, int depth) {
-  if (depth > kMaxWipeDepth) return -ELOOP;
-  alignas(8) char buf[4096];
-  long rc = call(SYS_lseek, dir, 0, SEEK_SET);
-  if (rc < 0) return rc;
-  for (;;) {
-    long n = call(SYS_getdents64, dir, buf, sizeof buf);
-    if (n < 0) return n;
-    if (n == 0) return 0;
-    bool removed = false;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      off += d->d_reclen;
-      const char* name = d->d_name;
-      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
-      rc = call(SYS_unlinkat, dir, name, 0);
-      if (rc == -EISDIR || rc == -EPERM) {
-        long sub = call(SYS_openat, dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub < 0) return sub;
-        // A job may leave a directory it cannot be walked in (mode 000): S is root with
-        // CAP_DAC_OVERRIDE, so only the depth bounds this.
-        rc = wipe_dir(static_cast<int>(sub), depth + 1);
-        call(SYS_close, sub);
-        if (rc < 0) return rc;
-        rc = call(SYS_unlinkat, dir, name, AT_REMOVEDIR);
-      }
-      if (rc < 0 && rc != -ENOENT) return rc;
-      removed = true;
-    }
-    // A pass that found nothing but "." and ".." read the whole directory (they fit the
-    // buffer with room to spare): empty. Else entries were removed under the directory offset:
-    // start over until a pass finds none.
-    if (!removed) return 0;
-    if ((rc = call(SYS_lseek, dir, 0, SEEK_SET)) < 0) return rc;
+// What S recorded of a writable filesystem: its usage and its root's owner, mode and times.
+// The ctime cannot be set back: any entry made or removed in the root, and any change to the
+// root itself, moves it.
+struct FsRecord {
+  uint64_t bfree = 0, ffree = 0;
+  uint32_t uid = 0, gid = 0, mode = 0;
+  struct timespec atime {
+  }, mtime{}, ctime{};
+};
+
+bool same_time(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// Reads the record of the filesystem whose root `fd` is; false when it cannot be read.
+bool read_record(int fd, FsRecord* out) {
+  struct statfs sf;
+  struct stat st;
+  if (call(SYS_fstatfs, fd, &sf) < 0 || call(SYS_fstat, fd, &st) < 0) return false;
+  *out = {sf.f_bfree, sf.f_ffree, st.st_uid,  st.st_gid,
+          st.st_mode, st.st_atim, st.st_mtim, st.st_ctim};
+  return true;
+}
+
+bool untouched(int fd, const FsRecord& was) {
+  FsRecord now;
+  return read_record(fd, &now) && now.bfree == was.bfree && now.ffree == was.ffree &&
+         now.uid == was.uid && now.gid == was.gid && now.mode == was.mode &&
+         same_time(now.atime, was.atime) && same_time(now.mtime, was.mtime) &&
+         same_time(now.ctime, was.ctime);
+}
+
+void disown_fd(SlotControl* c, int fd) {
+  for (int& slot : c->owned_fds) {
+    if (slot == fd) slot = -1;
   }
 }
 
-struct FsBaseline {
-  uint64_t bfree = 0, ffree = 0;
-  bool counted = false;  // the filesystem counts its inodes (f_files > 0)
-};
-
-bool same_usage(int fd, const FsBaseline& base) {
-  struct statfs sf;
-  return call(SYS_fstatfs, fd, &sf) == 0 && sf.f_bfree == base.bfree && sf.f_ffree == base.ffree;
-}
-
-bool wipe_filesystems(SlotControl* c, int* fds, const FsBaseline* base) {
-  for (int i = 0; i < c->wipe_count; ++i) {
-    // Every file, directory, fifo, socket or symlink takes one of a tmpfs's inodes (S mounted
-    // them with an inode limit: base.counted), and so does an extended attribute on the root
-    // (user.*, 6.6+: charged to the inode space, which f_ffree counts): with the free inodes
-    // and blocks as they were after the build, the filesystem holds nothing but its root, as
-    // it was (no walk: 3 calls fewer). Else the walk, and the same check after it.
-    const bool untouched = base[i].counted && same_usage(fds[i], base[i]);
-    long rc = untouched ? 0 : wipe_dir(fds[i], 0);
-    if (rc < 0) {
-      c->reset_failure = SlotReset::kWipe;
+// Replaces every writable filesystem the job touched with the fresh tmpfs jailpool made for it
+// (SlotControl::spare_fds): the old one is detached (it goes with the last fd on it) and the
+// spare moved onto the mount point. A wipe would empty it, but leave its inode counter (the
+// next job's first file would be numbered after the last one's) and its root's times (when the
+// job last wrote there) for the next job to read. fds[i]: the root S reads the record through.
+bool renew_filesystems(SlotControl* c, int* fds, FsRecord* records) {
+  for (int i = 0; i < c->fs_count; ++i) {
+    if (untouched(fds[i], records[i])) continue;
+    auto fail = [&](long rc) {
+      c->reset_failure = SlotReset::kRenew;
       c->reset_index = i;
       c->reset_err = static_cast<int>(-rc);
       return false;
-    }
-    // The job owned a root it could chmod: restore owner and mode.
-    struct stat st;
-    if (call(SYS_fstat, fds[i], &st) < 0 || st.st_uid != c->root_uid[i] ||
-        st.st_gid != c->root_gid[i] || (st.st_mode & 07777) != c->root_mode[i]) {
-      if (call(SYS_fchown, fds[i], c->root_uid[i], c->root_gid[i]) < 0 ||
-          call(SYS_fchmod, fds[i], c->root_mode[i]) < 0) {
-        c->reset_failure = SlotReset::kRootAttrs;
-        c->reset_index = i;
-        return false;
-      }
-    }
-    if (!untouched && !same_usage(fds[i], base[i])) {
-      c->reset_failure = SlotReset::kUsage;
-      c->reset_index = i;
-      return false;
-    }
+    };
+    const int spare = __atomic_load_n(&c->spare_fds[i], __ATOMIC_ACQUIRE);
+    if (spare < 0) return fail(-EBADF);
+    long rc = call(SYS_umount2, c->fs_paths[i], kMntDetach);
+    if (rc < 0) return fail(rc);
+    rc = call(SYS_move_mount, spare, "", AT_FDCWD, c->fs_paths[i], MOVE_MOUNT_F_EMPTY_PATH);
+    if (rc < 0) return fail(rc);
+    __atomic_store_n(&c->spare_fds[i], -1, __ATOMIC_RELEASE);
+    rc =
+        call(SYS_openat, AT_FDCWD, c->fs_paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rc < 0) return fail(rc);
+    disown_fd(c, fds[i]);
+    call(SYS_close, fds[i]);
+    fds[i] = static_cast<int>(rc);
+    own_fd(c, rc);
+    if (!read_record(fds[i], &records[i])) return fail(-EIO);
   }
   return true;
 }
@@ -430,23 +409,15 @@ int slot_main(void* arg) {
 
   // What the reset needs, opened now, before any job ran: the writable filesystems' roots and
   // their empty usage.
-  int wipe_fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
-  FsBaseline base[8];
-  for (int i = 0; i < c->wipe_count; ++i) {
-    rc = call(SYS_openat, AT_FDCWD, c->wipe_paths[i],
-              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fs_fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  FsRecord records[8];
+  for (int i = 0; i < c->fs_count; ++i) {
+    rc =
+        call(SYS_openat, AT_FDCWD, c->fs_paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (rc < 0) setup_fail(c, LaunchStage::kJobMount, rc, i);
     own_fd(c, rc);
-    wipe_fds[i] = static_cast<int>(rc);
-    struct statfs sf;
-    if ((rc = call(SYS_fstatfs, wipe_fds[i], &sf)) < 0)
-      setup_fail(c, LaunchStage::kJobMount, rc, i);
-    base[i] = {sf.f_bfree, sf.f_ffree, sf.f_files > 0};
-    struct stat st;
-    if ((rc = call(SYS_fstat, wipe_fds[i], &st)) < 0) setup_fail(c, LaunchStage::kJobMount, rc, i);
-    c->root_uid[i] = st.st_uid;
-    c->root_gid[i] = st.st_gid;
-    c->root_mode[i] = st.st_mode & 07777;
+    fs_fds[i] = static_cast<int>(rc);
+    if (!read_record(fs_fds[i], &records[i])) setup_fail(c, LaunchStage::kJobMount, -EIO, i);
   }
 
   // SIGCHLD through a signalfd (for the listener's loop); blocked, so it stays pending.
@@ -564,7 +535,7 @@ int slot_main(void* arg) {
       c->reset_failure = SlotReset::kWorkdir;
       ok = false;
     }
-    ok = ok && wipe_filesystems(c, wipe_fds, base);
+    ok = ok && renew_filesystems(c, fs_fds, records);
     // SysV IPC and POSIX message queues: a new ipc namespace for the next job. Removing the
     // objects would leave the namespace's id counters where the job left them (the next ids
     // tell how many objects it made); the old namespace goes with the last process in it.
