@@ -366,6 +366,27 @@ TEST(ValidateProfile, RelativeDestination) {
   EXPECT_EQ(profile_error_field(r), "tmpfs[0].dst");
 }
 
+// A writable filesystem inside another (its mount point would have to be made in the outer
+// tmpfs for every job): refused, naming the inner one.
+TEST(ValidateProfile, NestedWritableFilesystems) {
+  Profile p = base_profile();
+  p.add_tmpfs()->set_dst("/tmp");
+  p.add_tmpfs()->set_dst("/tmp/inner");
+  const ConfigError e = config_error([&] { validate_profile(p); });
+  EXPECT_EQ(e.field(), "tmpfs[1].dst");
+  EXPECT_EQ(std::string(e.what()),
+            "tmpfs[1].dst: \"/tmp/inner\" lies inside tmpfs[0] (/tmp): writable filesystems "
+            "cannot nest");
+  Profile c = base_profile();
+  c.set_cwd("/tmp/box");
+  c.add_tmpfs()->set_dst("/tmp");
+  EXPECT_EQ(profile_error_field(c), "cwd");
+  Profile apart = base_profile();
+  apart.add_tmpfs()->set_dst("/tmp");
+  apart.add_tmpfs()->set_dst("/tmpfoo");
+  EXPECT_NO_THROW(validate_profile(apart));
+}
+
 TEST(ValidateProfile, DuplicateDestinations) {
   {
     Profile p = base_profile();

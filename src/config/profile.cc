@@ -506,6 +506,26 @@ void validate_profile(const Profile& profile) {
     }
   }
 
+  // Every writable filesystem is a tmpfs of its own, mounted at a path of the read-only root:
+  // one inside another would need its mount point made in the outer one for every job (and a
+  // slot replaces each one whole after a job that touched it).
+  std::vector<std::pair<std::string, std::string>> writable = {{profile.cwd(), "cwd"}};
+  if (profile.dev_shm()) writable.emplace_back("/dev/shm", "dev_shm");
+  for (int i = 0; i < profile.tmpfs_size(); ++i) {
+    writable.emplace_back(profile.tmpfs(i).dst(), fmt::format("tmpfs[{}]", i));
+  }
+  for (const auto& [inner, inner_what] : writable) {
+    for (const auto& [outer, outer_what] : writable) {
+      if (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+          inner[outer.size()] == '/') {
+        throw ConfigError(
+            inner_what == "cwd" || inner_what == "dev_shm" ? inner_what : inner_what + ".dst",
+            fmt::format("\"{}\" lies inside {} ({}): writable filesystems cannot nest", inner,
+                        outer_what, outer));
+      }
+    }
+  }
+
   for (int i = 0; i < profile.symlink_size(); ++i) {
     const Symlink& s = profile.symlink(i);
     const std::string name = fmt::format("symlink[{}]", i);
