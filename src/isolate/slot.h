@@ -6,12 +6,15 @@
 // ipc, uts, net and cgroup namespaces). S is pid 1 of its pid namespace. At its start S builds
 // the fresh jail's tree once (build_jail_tree: the profile's read-only root, the per-job
 // tmpfs mounts, /proc, hostname, lo), opens what the reset needs (the roots of the writable
-// filesystems, a detached mqueue mount of its ipc namespace), drops the capability bounding
-// set, sets the securebits and no_new_privs, and attaches the profile's seccomp filter to
-// itself: every job inherits it with no per-job attach. S keeps its effective capabilities (it
-// never execs) and uses only calls the filter allows (clone(2), wait4, kill, ppoll, unlinkat,
-// ...; clone3 is ENOSYS under the filter, so no CLONE_INTO_CGROUP: the job's first process
-// writes itself into the cgroups).
+// filesystems, the net namespace's counters, its pid namespace's ns_last_pid), does once what
+// each job's first process would (signal dispositions, a session, no supplementary groups, an
+// empty inheritable set), drops the capability bounding set, sets the securebits and
+// no_new_privs, and attaches the profile's seccomp filter to itself: every job inherits it with
+// no per-job attach. S keeps its effective capabilities (it never execs) and uses only calls
+// the filter allows (clone(2), wait4, kill, ppoll, and of the otherwise denied ones exactly
+// umount2(MNT_DETACH), move_mount(F_EMPTY_PATH) and unshare(CLONE_NEWIPC); clone3 is ENOSYS
+// under the filter, so no CLONE_INTO_CGROUP: the job's first process writes itself into the
+// cgroups).
 //
 // Per job, jailpool writes the job's LaunchPlan into S's control block and wakes S (an
 // eventfd). S clones the job's first process J (CLONE_VM|CLONE_VFORK): J joins the job's

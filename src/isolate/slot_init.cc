@@ -3,7 +3,6 @@
 // calls only, no allocation, failures reported in shared memory. After S's filter is attached
 // every call S makes is one the filter allows (a denied one would kill S, or block it on its
 // own listener).
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/mount.h>
@@ -13,11 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/ipc.h>
-#include <sys/msg.h>
 #include <sys/prctl.h>
-#include <sys/sem.h>
-#include <sys/shm.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -31,16 +26,6 @@
 #include "isolate/launch.h"
 #include "isolate/raw_syscall.h"
 #include "isolate/slot.h"
-
-#ifndef FSOPEN_CLOEXEC
-#define FSOPEN_CLOEXEC 0x00000001
-#endif
-#ifndef FSCONFIG_CMD_CREATE
-#define FSCONFIG_CMD_CREATE 6
-#endif
-#ifndef FSMOUNT_CLOEXEC
-#define FSMOUNT_CLOEXEC 0x00000001
-#endif
 
 // clone(2) with CLONE_VM on a stack of its own: jp_clone_call(flags, stack_top, fn, arg)
 // returns the pid in the parent; the child calls fn(arg) and exits with its result. (clone3,
