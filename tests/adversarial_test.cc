@@ -527,8 +527,9 @@ std::vector<Case> all_cases() {
   c.push_back(blocked("ProcFdWalk", "proc_fd_walk", {}, {"EACCES", "ENOENT"}));
   c.push_back(
       blocked("ProcSelfExeWrite", "proc_exe_overwrite", {"self"}, {"EACCES", "EROFS", "ETXTBSY"}));
-  c.push_back(
-      blocked("ProcInitExeWrite", "proc_exe_overwrite", {"init"}, {"EACCES", "EROFS", "ETXTBSY"}));
+  // ENOENT: a slot's init is hidden from its jobs (hidepid).
+  c.push_back(blocked("ProcInitExeWrite", "proc_exe_overwrite", {"init"},
+                      {"EACCES", "EROFS", "ETXTBSY", "ENOENT"}));
   c.push_back(
       blocked("ProcExePathWrite", "proc_exe_overwrite", {"path"}, {"EACCES", "EROFS", "ETXTBSY"}));
   c.push_back(blocked("ProcHostEnvironAndCmdline", "proc_host_environ", {"{secret}"},

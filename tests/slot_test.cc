@@ -207,6 +207,22 @@ TEST_F(SlotTest, SpareSlotServesTheNextJobWhileTheLastOneResets) {
   }
 }
 
+// The slot's init is pid 1 for every job of the slot: its /proc entry would show each job the
+// CPU time of the jobs it reaped before (cutime, cstime), its own CPU and its context switches.
+// It is hidden from jobs (hidepid=2); a job still sees its own processes.
+TEST_F(SlotTest, SlotInitIsHiddenFromJobs) {
+  make_executor(1);
+  JobResult burn = run(job("burn", {in_jail("burn_cpu"), "100"}));
+  ASSERT_EQ(burn.status(), OK) << describe(burn);
+  JobResult look =
+      run(job("look", {"/bin/sh", "-c",
+                       "if [ -e /proc/1 ]; then echo visible; cut -d' ' -f14-17 /proc/1/stat; "
+                       "else echo hidden; fi; [ -e /proc/$$/stat ] && echo own"}));
+  ASSERT_EQ(look.status(), OK) << describe(look);
+  EXPECT_EQ(look.stdout(), "hidden\nown\n");
+  EXPECT_EQ(stats().created, 1u) << "not one slot";
+}
+
 // A tree of any depth goes with its filesystem: the reset replaces a touched tmpfs whole, and
 // the slot runs the next job.
 TEST_F(SlotTest, DeepTreeGoesWithItsFilesystem) {
@@ -276,10 +292,11 @@ TEST_F(SlotTest, StoppedProcessesDoNotOutliveTheJob) {
   make_executor(1);
   JobResult stopped = run(job("stopped", {in_jail("daemon_stopped")}));
   EXPECT_NE(stopped.status(), SETUP_ERROR) << describe(stopped);
-  // Only the slot's init and this shell are in the pid namespace.
+  // Only this shell is in the pid namespace besides the slot's init, which jobs do not see
+  // (hidepid): a process left by the job before, with the same uid, would be seen.
   JobResult count = run(job("count", {"/bin/sh", "-c", "set -- /proc/[0-9]*; echo $#"}));
   EXPECT_EQ(count.status(), OK) << describe(count);
-  EXPECT_EQ(count.stdout(), "2\n") << describe(count);
+  EXPECT_EQ(count.stdout(), "1\n") << describe(count);
   EXPECT_EQ(stats().created, 1u);
 }
 
@@ -299,7 +316,7 @@ TEST_F(SlotTest, ZombiesDoNotOutliveTheJob) {
   EXPECT_NE(zombie.stdout(), "0\n") << "no zombie was left to clean up: " << describe(zombie);
   JobResult count = run(job("count", {"/bin/sh", "-c", "set -- /proc/[0-9]*; echo $#"}));
   EXPECT_EQ(count.status(), OK) << describe(count);
-  EXPECT_EQ(count.stdout(), "2\n") << describe(count);
+  EXPECT_EQ(count.stdout(), "1\n") << describe(count);  // the init is hidden
   EXPECT_EQ(stats().created, 1u);
 }
 

@@ -201,7 +201,7 @@ long run_op(const MountOp& op) {
     case MountOp::Kind::kTmpfs:
       return call(SYS_mount, "tmpfs", op.path, "tmpfs", op.flags, op.data);
     case MountOp::Kind::kProc:
-      return call(SYS_mount, "proc", op.path, "proc", op.flags, nullptr);
+      return call(SYS_mount, "proc", op.path, "proc", op.flags, op.data);
     case MountOp::Kind::kSymlink:
       if ((rc = parent_dirs(op.path)) < 0) return rc;
       return call(SYS_symlinkat, op.src, AT_FDCWD, op.path);

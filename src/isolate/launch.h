@@ -40,7 +40,7 @@ struct MountOp {
     kTouch,      // create an empty file at path (target of a file bind)
     kBind,       // bind-mount src (recursively) on path
     kTmpfs,      // mount a tmpfs with options `data` on path
-    kProc,       // mount proc on path
+    kProc,       // mount proc on path (with options `data`, or none)
     kSymlink,    // symlink src at path
     kRemount,    // remount the bind at path with `flags` (MS_RDONLY, MS_NOSUID, ...)
     kMaskFile,   // bind /dev/null over path if it exists (masking)

@@ -58,6 +58,13 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
   setup.uid = profile.has_uid() ? profile.uid() : 65534;
   setup.gid = profile.has_gid() ? profile.gid() : 65534;
   plan_fresh_tree(setup, profile);
+  // S is pid 1 of the slot's pid namespace for all its jobs, and /proc/1 would show every job
+  // what the jobs before it left in S: its children's CPU time (cutime, cstime: the jobs it
+  // reaped), its own CPU, context switches and I/O. hidepid=2 hides processes of other users
+  // (S is root, jobs are not; 3.3, per mount since 5.8); a job still sees its own.
+  for (MountOp& op : setup.job_ops) {
+    if (op.kind == MountOp::Kind::kProc) op.data = setup.keep("hidepid=2");
+  }
   if (seccomp != nullptr && !seccomp->empty()) {
     setup.seccomp = seccomp->fprog();
     if (seccomp->notifies()) {
