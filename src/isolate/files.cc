@@ -17,12 +17,11 @@
 #include <vector>
 
 #include "common/error.h"
+#include "isolate/jail.h"
 
 namespace jailpool::isolate {
 namespace {
 
-constexpr uint64_t kDefaultCwdBytes = 256ull << 20;  // as the fresh working-directory tmpfs
-constexpr uint64_t kCwdInodes = 65536;
 constexpr uint64_t kResolveFlags =
     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 
@@ -353,28 +352,13 @@ UniqueFd mount_detached_tmpfs(const std::string& data, unsigned long flags, std:
 }
 
 ScratchFs ScratchFs::create(const Profile& profile) {
-  const uint64_t size = profile.cwd_size_bytes() ? profile.cwd_size_bytes() : kDefaultCwdBytes;
+  if (profile.cwd().empty()) throw Error("files need a working directory (cwd)");
   const uint32_t uid = profile.has_uid() ? profile.uid() : 65534;
   const uint32_t gid = profile.has_gid() ? profile.gid() : 65534;
-  UniqueFd context(::fsopen("tmpfs", FSOPEN_CLOEXEC));
-  if (!context) throw_errno("fsopen tmpfs for the working directory (Linux 5.2)");
-  auto set = [&](const char* key, std::string value) {
-    if (::fsconfig(context.get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0) {
-      throw_errno(fmt::format("tmpfs option {}={}", key, value));
-    }
-  };
-  set("size", std::to_string(size));
-  set("nr_inodes", std::to_string(kCwdInodes));
-  set("mode", "755");  // octal
-  set("uid", std::to_string(uid));
-  set("gid", std::to_string(gid));
-  if (::fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
-    throw_errno("create the working directory's tmpfs");
-  }
-  int fd = ::fsmount(context.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-  if (fd < 0) throw_errno("fsmount the working directory's tmpfs");
+  // The fresh jail's working-directory tmpfs, the one after the profile's own tmpfs.
+  const WritableFs cwd = writable_filesystems(profile, uid, gid).at(profile.tmpfs_size());
   ScratchFs out;
-  out.fd_.reset(fd);
+  out.fd_ = mount_detached_tmpfs(cwd.data, cwd.flags, "the working directory");
   return out;
 }
 
