@@ -208,6 +208,36 @@ TEST_F(SlotTest, SpareSlotServesTheNextJobWhileTheLastOneResets) {
   }
 }
 
+// A slot's stdout and stderr pipes serve all its jobs: what a job wrote, however much and by
+// however many processes (one killed while writing), is its own, and none of it reaches the
+// next job of the slot.
+TEST_F(SlotTest, OutputOfAJobNeverReachesTheNextJobOfItsSlot) {
+  make_executor(1);
+  // 1 MB on stdout (16 pipe buffers: read while the job runs), then writers on both streams
+  // left running when the first process exits (killed by S mid-write).
+  JobResult loud = run(job("loud", {"/bin/sh", "-c",
+                                    "head -c 1048576 /dev/zero | tr '\\0' a; "
+                                    "yes out & yes err >&2 & sleep 0.2; exit 3"}));
+  EXPECT_EQ(loud.status(), NONZERO_EXIT) << describe(loud);
+  EXPECT_GT(loud.stdout().size(), 1048576u);
+  EXPECT_EQ(loud.stdout().substr(0, 4), "aaaa");
+  EXPECT_EQ(loud.stderr().substr(0, 4), "err\n");
+  for (int i = 0; i < 3; ++i) {
+    JobResult quiet = run(job("quiet", {"/bin/sh", "-c", "echo mine; echo also >&2"}));
+    EXPECT_EQ(quiet.status(), OK) << describe(quiet);
+    EXPECT_EQ(quiet.stdout(), "mine\n");
+    EXPECT_EQ(quiet.stderr(), "also\n");
+  }
+  // Over its output limit: killed, and the rest it wrote goes with it.
+  JobSpec over = job("over", {"/bin/sh", "-c", "yes over; exit 0"});
+  over.mutable_limits()->set_output_bytes(100000);
+  JobResult killed = run(over);
+  EXPECT_EQ(killed.status(), OUTPUT_LIMIT_EXCEEDED) << describe(killed);
+  JobResult after = run(job("after", {"/bin/sh", "-c", "echo clean"}));
+  EXPECT_EQ(after.stdout(), "clean\n");
+  EXPECT_EQ(stats().created, 1u) << "one slot ran them all";
+}
+
 // The slot's init is pid 1 for every job of the slot: its /proc entry would show each job the
 // CPU time of the jobs it reaped before (cutime, cstime), its own CPU and its context switches.
 // It is hidden from jobs (hidepid=2); a job still sees its own processes.

@@ -98,6 +98,15 @@ std::unique_ptr<Slot> Slot::create(const Profile& profile, SeccompProgram* secco
   c.go_fd = go;
   c.done_fd = done;
   c.setup = &setup;
+  static std::atomic<uint64_t> next_id{0};
+  slot->id_ = ++next_id;
+  for (int i = 0; i < 2; ++i) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) throw_errno("slot output pipe");
+    slot->out_read_[i].reset(fds[0]);
+    slot->out_write_[i].reset(fds[1]);
+    if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) throw_errno("slot output pipe O_NONBLOCK");
+  }
 
   slot->stack_ = mmap(nullptr, kSlotStackSize, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);

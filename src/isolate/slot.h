@@ -165,6 +165,15 @@ class Slot {
 
   // For the caller's event loop: whether it already watches pidfd() (once per slot's life).
   bool death_watched = false;
+  // Unique in the process, never reused (a pid may be, once S is gone).
+  uint64_t id() const { return id_; }
+  // The slot's stdout (0) and stderr (1) pipes, made with it and kept for its life: no pipe is
+  // made, watched or closed per job. A job's end goes into its stdio (write_fd); the caller
+  // reads read_fd (non-blocking). Every process of a job is dead by its result (S killed and
+  // reaped them): all it wrote is in the pipe then, and the caller drains it before the slot's
+  // next job. Never at EOF while the slot lives.
+  int output_write_fd(int stream) const { return out_write_[stream].get(); }
+  int output_read_fd(int stream) const { return out_read_[stream].get(); }
 
   // The cgroup of the slot's last job, kept for its next one (JobCgroup::reuse: no mkdir,
   // open and rmdir per job), or nullptr. Destroyed (its directories removed) after S.
@@ -185,6 +194,8 @@ class Slot {
   std::vector<UniqueFd> job_fds_;  // the job's stdio fds moved above 2, held until the next job
   std::unique_ptr<SlotControl> control_;
   UniqueFd go_fd_, done_fd_;
+  UniqueFd out_read_[2], out_write_[2];
+  uint64_t id_ = 0;
   void* stack_ = nullptr;
   UniqueFd pidfd_;
   pid_t pid_ = -1;

@@ -440,6 +440,10 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         }
         if (kind == kSlotDeath) continue;
       }
+      if (kind == kSlotStdout || kind == kSlotStderr) {
+        on_slot_output(running, serial, kind == kSlotStdout ? 0 : 1, c.token);
+        continue;
+      }
       if (kind == kExit) {
         auto exiting = exiting_.find(serial);
         if (exiting != exiting_.end()) {  // a job finished at its init's done: reap init now
@@ -471,7 +475,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
               r.kill_job(*loop_);
             }
             if (more) {
-              loop_->watch_readable(pipe.read_end.get(), c.token);
+              loop_->watch_readable(pipe.fd, c.token);
             } else {
               pipe.open = false;
               // The last write ends were init's, closed once the jail was empty: the result
@@ -557,6 +561,7 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         if (r.slot) {
           r.kill_job(*loop_);
           r.slot_held_fds.clear();
+          r.out[0].open = r.out[1].open = false;  // the slot's pipes, closed with it
           slots_->discard(std::move(r.slot));
         }
         r.result.set_status(INTERNAL_ERROR);
@@ -568,6 +573,37 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
         settle(r);
       }
     }
+  }
+}
+
+void Executor::on_slot_output(std::vector<std::unique_ptr<Running>>& running, uint64_t slot_id,
+                              int stream, uint64_t token) {
+  Running* job = nullptr;
+  for (auto& r : running) {
+    if (!r->finished && r->slot && r->slot->id() == slot_id) job = r.get();
+  }
+  if (job == nullptr) {
+    // The slot is idle (its last job's output was drained at its result) or gone (its pipe hung
+    // up): its next job, if any, watches the pipe again.
+    slot_output_watches_.erase(slot_id * 2 + stream);
+    return;
+  }
+  Running& r = *job;
+  OutputPipe& pipe = r.out[stream];
+  bool more = false;  // a job whose stream is not captured leaves the slot's pipe unused
+  if (pipe.open) {
+    uint64_t limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+    bool over = false;
+    more = drain(pipe, limit, &over);
+    if (over && r.killed_for == VerdictFacts::Kill::kNone) {
+      r.mark_killed(VerdictFacts::Kill::kOutput);
+      r.kill_job(*loop_);
+    }
+  }
+  if (more) {
+    loop_->watch_readable(r.slot->output_read_fd(stream), token);
+  } else {
+    slot_output_watches_.erase(slot_id * 2 + stream);
   }
 }
 

@@ -135,6 +135,11 @@ class Executor {
   // Reads the outcome and accounting into the job's result. init_done: the jail's init said
   // the jail is empty and is exiting (not yet reaped): it goes to exiting_.
   void finish_job(Running& job, bool init_done);
+  // Reads the rest of the job's captured output and closes its side of the pipes.
+  void drain_outputs(Running& job);
+  // A slot's stdout (0) or stderr (1) pipe is readable: read it into its running job's output.
+  void on_slot_output(std::vector<std::unique_ptr<Running>>& running, uint64_t slot_id, int stream,
+                      uint64_t token);
   // Pull: a job, nothing for now (wait for wake_fd), or the end of the jobs.
   enum class PullState { kJob, kLater, kDone };
   using Pull = std::function<PullState(std::optional<JobRequest>&)>;
@@ -187,6 +192,9 @@ class Executor {
   std::map<uint64_t, PendingRmdir> rmdirs_;
   uint64_t next_rmdir_ = 0;
   std::set<uint64_t> exiting_waited_;  // serials in exiting_ a run's end waited for already
+  // The slot pipes watched now (a slot's id * 2 + stream): a watch stays across the slot's jobs,
+  // re-armed when it completes for a running job, dropped when it completes for none.
+  std::set<uint64_t> slot_output_watches_;
   // Whether nothing is left but inits with survivors and busy cgroups in their slow retries
   // (what the jobs' survivors hold): the run may end after waiting for them at most
   // kStuckWaitMs, once (*fresh: some were not waited for yet).

@@ -41,6 +41,10 @@ enum TokenKind : uint64_t {
   kFiles = 11,      // file work is done (FileWork::done_fd)
   kSurvivors = 12,  // a fresh jail's init gave up on survivors (Executor::survivor_notice_)
   kKillGrace = 13,  // a killed job still not ended kSurvivorGraceNs after the kill
+  // A slot's stdout or stderr pipe is readable (serial: the slot's id); one watch at a time per
+  // slot pipe, kept across its jobs (Executor::slot_output_watches_).
+  kSlotStdout = 14,
+  kSlotStderr = 15,
 };
 inline uint64_t make_token(uint64_t serial, TokenKind kind) {
   return serial << 8 | kind;
@@ -67,7 +71,8 @@ inline std::string format_ms(uint64_t us) {
 // One output stream of a job that jailpool reads: captured into the result, or relayed to one
 // of jailpool's own fds (CLI pass-through), counted against the output limit either way.
 struct OutputPipe {
-  UniqueFd read_end;
+  int fd = -1;     // the read end: `owned`'s, or the slot's (isolate::Slot::output_read_fd)
+  UniqueFd owned;  // a pipe of the job's own (a fresh jail, or a template's)
   bool capture = false;
   int relay_fd = -1;
   std::string data;

@@ -63,7 +63,7 @@ void report_counters(const isolate::PerfSupport* support, const isolate::JobPerf
 bool drain(OutputPipe& pipe, uint64_t limit, bool* over_limit) {
   char buf[65536];
   for (;;) {
-    ssize_t n = ::read(pipe.read_end.get(), buf, sizeof buf);
+    ssize_t n = ::read(pipe.fd, buf, sizeof buf);
     if (n > 0) {
       size_t len = static_cast<size_t>(n);
       pipe.total += len;
@@ -100,11 +100,29 @@ void Executor::collect_files(Running& r) {
   }
 }
 
+void Executor::drain_outputs(Running& r) {
+  uint64_t output_limit =
+      r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
+  for (auto& pipe : r.out) {
+    if (!pipe.open) continue;
+    bool over = false;
+    drain(pipe, output_limit, &over);
+    if (over && r.killed_for == VerdictFacts::Kill::kNone)
+      r.killed_for = VerdictFacts::Kill::kOutput;
+    pipe.open = false;
+    pipe.owned.reset();
+    pipe.fd = -1;
+  }
+}
+
 void Executor::finish_job(Running& r, bool init_done) {
   uint64_t reaped_ns = monotonic_now_ns();
   isolate::JailOutcome outcome;
   std::optional<isolate::CgroupStats> stats_read;
   if (r.slot) {
+    // Its pipes are the slot's: read to the end of this job's output before the slot can take
+    // another job (or be destroyed, closing them).
+    drain_outputs(r);
     // The slot's init reaped every process of the job (or died: then the job was lost).
     if (r.slot->result_ready()) outcome = r.slot->outcome();
     r.slot_held_fds.clear();
@@ -122,18 +140,10 @@ void Executor::finish_job(Running& r, bool init_done) {
   }
   if (r.outlived_kill && outcome.survivors == 0) outcome.survivors = 1;  // at least one
   if (r.jail_template) templates_->release(std::move(r.jail_template));
+  drain_outputs(r);
+  isolate::CgroupStats stats = stats_read ? *stats_read : r.cgroup->read_stats();
   uint64_t output_limit =
       r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
-  for (auto& pipe : r.out) {
-    if (!pipe.open) continue;
-    bool over = false;
-    drain(pipe, output_limit, &over);
-    if (over && r.killed_for == VerdictFacts::Kill::kNone)
-      r.killed_for = VerdictFacts::Kill::kOutput;
-    pipe.open = false;
-    pipe.read_end.reset();
-  }
-  isolate::CgroupStats stats = stats_read ? *stats_read : r.cgroup->read_stats();
 
   JobResult& res = r.result;
   if (outcome.seccomp_denied_nr >= 0 && r.killed_for == VerdictFacts::Kill::kNone) {

@@ -229,14 +229,8 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
         r.job_side_fds.push_back(std::move(fd));
         continue;
       }
-      // Captured (the default) or relayed to jailpool's own stream: a pipe jailpool reads.
-      int fds[2];
-      if (pipe2(fds, O_CLOEXEC) < 0) throw_errno("pipe");
-      r.out[i].read_end.reset(fds[0]);
-      fcntl(fds[0], F_SETFL, O_NONBLOCK);
-      UniqueFd write_end(fds[1]);
-      config.stdio[i + 1] = write_end.get();
-      r.job_side_fds.push_back(std::move(write_end));
+      // Captured (the default) or relayed to jailpool's own stream: a pipe jailpool reads, the
+      // slot's or one of the job's own (below).
       r.out[i].open = true;
       if (stream.has_inherit() && stream.inherit()) {
         r.out[i].relay_fd = options_.inherit_fds[i + 1];
@@ -292,6 +286,21 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       slots_->release(std::move(slot));
       config.seccomp = seccomp;
     }
+    for (int i = 0; i < 2; ++i) {
+      if (!r.out[i].open) continue;
+      if (slot) {
+        r.out[i].fd = slot->output_read_fd(i);
+        config.stdio[i + 1] = slot->output_write_fd(i);
+        continue;
+      }
+      int fds[2];
+      if (pipe2(fds, O_CLOEXEC) < 0) throw_errno("pipe");
+      r.out[i].owned.reset(fds[0]);
+      r.out[i].fd = fds[0];
+      fcntl(fds[0], F_SETFL, O_NONBLOCK);
+      config.stdio[i + 1] = fds[1];
+      r.job_side_fds.emplace_back(fds[1]);
+    }
     if (slot) {
       try {
         slot->start(config, *r.cgroup);
@@ -335,9 +344,13 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
     loop_->watch_readable(r.jail->pidfd(), make_token(r.serial, kExit));
   }
   for (int i = 0; i < 2; ++i) {
-    if (r.out[i].open) {
-      loop_->watch_readable(r.out[i].read_end.get(),
-                            make_token(r.serial, i == 0 ? kStdout : kStderr));
+    if (!r.out[i].open) continue;
+    if (!r.slot) {
+      loop_->watch_readable(r.out[i].fd, make_token(r.serial, i == 0 ? kStdout : kStderr));
+    } else if (slot_output_watches_.insert(r.slot->id() * 2 + i).second) {
+      // The slot's pipe: its watch, once armed, outlives the job (on_slot_output).
+      loop_->watch_readable(r.out[i].fd,
+                            make_token(r.slot->id(), i == 0 ? kSlotStdout : kSlotStderr));
     }
   }
   uint64_t start = r.slot ? r.slot->start_ns() : r.jail->start_ns();
