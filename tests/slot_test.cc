@@ -238,6 +238,37 @@ TEST_F(SlotTest, OutputOfAJobNeverReachesTheNextJobOfItsSlot) {
   EXPECT_EQ(stats().created, 1u) << "one slot ran them all";
 }
 
+// check_program's answer for a program found is kept a second (Executor::programs_found_);
+// the exec stays the authority: a program removed since fails the job, in a slot and in a fresh
+// jail, never runs something else.
+TEST_F(SlotTest, ProgramRemovedAfterItsCheckFailsTheJob) {
+  for (bool slots : {true, false}) {
+    SCOPED_TRACE(slots ? "slot" : "fresh jail");
+    TempDir dir;
+    ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+    std::string host = dir.path() + "/prog";
+    ASSERT_EQ(
+        std::system(("cp " + std::string(JAILPOOL_TEST_PROGS) + "/exit_code " + host).c_str()), 0);
+    Bind* bind = profile_.add_bind();
+    bind->set_src(dir.path());
+    bind->set_dst("/own");
+    sched::ExecutorOptions options;
+    options.cgroup_parent = cgroup_parent();
+    options.use_pool = slots;  // else a fresh jail per job (not a template's)
+    options.use_slots = slots;
+    options.parallelism = 1;
+    executor_ = std::make_unique<sched::Executor>(options);
+    JobResult first = run(job("first", {"/own/prog", "0"}));
+    EXPECT_EQ(first.status(), OK) << describe(first);
+    ASSERT_EQ(::unlink(host.c_str()), 0);
+    JobResult second = run(job("second", {"/own/prog", "0"}));
+    EXPECT_EQ(second.status(), SETUP_ERROR) << describe(second);
+    EXPECT_NE(second.message().find("/own/prog"), std::string::npos) << second.message();
+    executor_.reset();
+    profile_.mutable_bind()->RemoveLast();
+  }
+}
+
 // The slot's init is pid 1 for every job of the slot: its /proc entry would show each job the
 // CPU time of the jobs it reaped before (cutime, cstime), its own CPU and its context switches.
 // It is hidden from jobs (hidepid=2); a job still sees its own processes.

@@ -21,6 +21,7 @@
 namespace jailpool::isolate {
 class CgroupSystem;
 class Jail;
+struct JailConfig;
 class JobCgroup;
 struct PerfSupport;
 }  // namespace jailpool::isolate
@@ -156,6 +157,12 @@ class Executor {
   // by these copies, so that a caller may free or reload its profiles (a server) and a new
   // profile at a freed one's address never gets another's jail.
   std::map<std::string, std::unique_ptr<Profile>> interned_profiles_;
+  // Programs check_program found executable, by profile, program, working directory and PATH,
+  // with when the answer expires (kProgramCheckTtlNs): a batch of one program stats it once a
+  // second, not once a job. The exec stays the authority: a program removed since fails there,
+  // with the jail's SETUP_ERROR.
+  std::map<std::string, uint64_t> programs_found_;
+  void check_program(const isolate::JailConfig& config);
   const Profile* intern_profile(const Profile& profile);
   // Copy-in and copy-out off the loop (file_work.h), made at the first job with files.
   std::unique_ptr<FileWork> file_work_;

@@ -124,6 +124,30 @@ UniqueFd open_host_file(const std::string& path, int flags, const char* field) {
 
 }  // namespace
 
+void Executor::check_program(const isolate::JailConfig& config) {
+  if (config.cwd_mount_fd >= 0 || config.argv.empty()) {  // files of the job's own
+    isolate::check_program(config);
+    return;
+  }
+  constexpr uint64_t kProgramCheckTtlNs = 1000000000;
+  const std::string& program = config.argv[0];
+  std::string key(reinterpret_cast<const char*>(&config.profile), sizeof config.profile);
+  key += program;
+  key += '\0';
+  key += config.cwd;
+  if (program.find('/') == std::string::npos) {
+    for (const std::string& e : config.env) {
+      if (e.compare(0, 5, "PATH=") == 0) key += "\0" + e;
+    }
+  }
+  uint64_t now = monotonic_now_ns();
+  auto it = programs_found_.find(key);
+  if (it != programs_found_.end() && now < it->second) return;
+  isolate::check_program(config);  // throws if not found
+  if (programs_found_.size() >= 1024) programs_found_.clear();
+  programs_found_[std::move(key)] = now + kProgramCheckTtlNs;
+}
+
 void Executor::prepare_files(const JobSpec& spec, const Profile& profile, PreparedFiles& out) {
   try {
     out.scratch = isolate::ScratchFs::create(profile);
@@ -197,7 +221,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       r.scratch = std::move(files.scratch);
       config.cwd_mount_fd = r.scratch->fd();
     }
-    isolate::check_program(config);  // before anything is opened, created or started
+    check_program(config);  // before anything is opened, created or started
 
     // stdin: the front end's fd, a host file, jailpool's own stdin, or /dev/null.
     UniqueFd in;
