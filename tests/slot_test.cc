@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include "isolate/cgroup.h"
 #include "isolate/seccomp.h"
 #include "pool/slot_pool.h"
+#include "pool/template_pool.h"
 #include "sched/executor.h"
 #include "test_support.h"
 
@@ -264,6 +266,61 @@ TEST_F(SlotTest, ProgramRemovedAfterItsCheckFailsTheJob) {
     JobResult second = run(job("second", {"/own/prog", "0"}));
     EXPECT_EQ(second.status(), SETUP_ERROR) << describe(second);
     EXPECT_NE(second.message().find("/own/prog"), std::string::npos) << second.message();
+    executor_.reset();
+    profile_.mutable_bind()->RemoveLast();
+  }
+}
+
+// A slot or template shows the host's files through overlays built with it, and overlayfs
+// keeps the names it looked up: without the host watch (isolate/host_watch.h), every job below
+// ran "v1" (6.18). A name replaced, rewritten in place, removed or created under a bind is seen
+// by the next job; a change elsewhere on the same filesystem replaces nothing.
+TEST_F(SlotTest, HostFilesReplacedUnderABindAreSeenByTheNextJob) {
+  for (bool slots : {true, false}) {
+    SCOPED_TRACE(slots ? "slots" : "templates");
+    TempDir dir, elsewhere;
+    ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+    auto put = [&](const std::string& name, const std::string& version) {
+      std::string tmp = dir.write(name + ".new", "#!/bin/sh\necho " + version + "\n");
+      ASSERT_EQ(::chmod(tmp.c_str(), 0755), 0);
+      ASSERT_EQ(::rename(tmp.c_str(), dir.file(name).c_str()), 0);
+    };
+    put("prog", "v1");
+    Bind* bind = profile_.add_bind();
+    bind->set_src(dir.path());
+    bind->set_dst("/own");
+    sched::ExecutorOptions options;
+    options.cgroup_parent = cgroup_parent();
+    options.use_pool = true;
+    options.use_slots = slots;
+    options.parallelism = 1;
+    options.slot_spares = 0;
+    executor_ = std::make_unique<sched::Executor>(options);
+    auto outdated = [&]() {
+      return slots ? executor_->slots()->stats().outdated
+                   : executor_->templates()->stats().outdated;
+    };
+    auto version = [&](const std::string& id) {
+      JobResult r = run(job(id, {"/bin/sh", "-c", "/own/prog 2>&1 || echo none"}));
+      EXPECT_EQ(r.status(), OK) << describe(r);
+      return r.stdout();
+    };
+    EXPECT_EQ(version("first"), "v1\n");
+    put("prog", "v2");  // a new file moved over the old one
+    EXPECT_EQ(version("moved"), "v2\n");
+    size_t after_move = outdated();
+    EXPECT_GE(after_move, 1u);
+    {  // rewritten in place: the same inode, seen without a replacement
+      std::ofstream(dir.file("prog"), std::ios::trunc) << "#!/bin/sh\necho v3\n";
+    }
+    EXPECT_EQ(version("rewritten"), "v3\n");
+    elsewhere.write("unrelated", "x");  // the same filesystem, outside every bind
+    EXPECT_EQ(version("unrelated"), "v3\n");
+    EXPECT_EQ(outdated(), after_move) << "a change outside the binds replaced a jail";
+    ASSERT_EQ(::unlink(dir.file("prog").c_str()), 0);
+    EXPECT_NE(version("removed"), "v3\n");
+    put("prog", "v4");  // created again (a jail that looked it up found no such name)
+    EXPECT_EQ(version("created"), "v4\n");
     executor_.reset();
     profile_.mutable_bind()->RemoveLast();
   }

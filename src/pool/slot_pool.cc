@@ -76,6 +76,7 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
         std::unique_ptr<isolate::Slot> slot = std::move(*it);
         idle.erase(it);
         ++out_[key];
+        handed_out_.insert(slot.get());
         ++stats_.reused;
         if (waited) ++stats_.waited;
         return slot;
@@ -126,6 +127,7 @@ std::unique_ptr<isolate::Slot> SlotPool::acquire(const Profile& profile,
   std::unique_ptr<isolate::Slot> slot = isolate::Slot::create(profile, seccomp);
   ++stats_.created;
   ++out_[key];
+  handed_out_.insert(slot.get());
   return slot;
 }
 
@@ -134,6 +136,12 @@ void SlotPool::release(std::unique_ptr<isolate::Slot> slot) {
   reap_dying();
   Key key{&slot->profile(), slot->seccomp()};
   if (out_[key] > 0) --out_[key];
+  handed_out_.erase(slot.get());
+  if (outdated_.erase(slot.get()) > 0) {
+    ++stats_.outdated;
+    retire(std::move(slot));
+    return;
+  }
   if (slot->state() == isolate::SlotControl::kBroken) {  // a dead S is found at acquire
     ++stats_.replaced;
     retire(std::move(slot));
@@ -147,10 +155,23 @@ void SlotPool::release(std::unique_ptr<isolate::Slot> slot) {
   idle.push_back(std::move(slot));
 }
 
+void SlotPool::invalidate() {
+  for (auto& [key, list] : idle_) {
+    for (auto& slot : list) {
+      ++stats_.outdated;
+      retire(std::move(slot));
+    }
+    list.clear();
+  }
+  outdated_.insert(handed_out_.begin(), handed_out_.end());
+}
+
 void SlotPool::discard(std::unique_ptr<isolate::Slot> slot) {
   if (!slot) return;
   Key key{&slot->profile(), slot->seccomp()};
   if (out_[key] > 0) --out_[key];
+  handed_out_.erase(slot.get());
+  outdated_.erase(slot.get());
   ++stats_.replaced;
   retire(std::move(slot));
 }

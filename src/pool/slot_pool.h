@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct SlotPoolStats {
   size_t created = 0;   // slots built
   size_t reused = 0;    // acquisitions served by a reset slot
   size_t replaced = 0;  // broken or dead slots destroyed
+  size_t outdated = 0;  // slots destroyed because the host's files changed (invalidate)
   size_t waited = 0;    // acquisitions that waited for a reset to finish
 };
 
@@ -51,6 +53,10 @@ class SlotPool {
   // Destroys a slot whose job could not be finished cleanly.
   void discard(std::unique_ptr<isolate::Slot> slot);
 
+  // The host's files under the profiles' binds changed (isolate/host_watch.h): no slot built
+  // before now runs another job. Idle ones are destroyed now, those handed out at their release.
+  void invalidate();
+
   SlotPoolStats stats() const { return stats_; }
   size_t idle() const;
   // Destroyed slots whose init has not exited yet: a slot's destruction never waits (its pid
@@ -70,6 +76,9 @@ class SlotPool {
   size_t build_below_;
   std::map<Key, std::vector<std::unique_ptr<isolate::Slot>>> idle_;
   std::map<Key, size_t> out_;  // handed out, per key
+  // Handed out before the last invalidate(): destroyed at their release.
+  std::set<const isolate::Slot*> outdated_;
+  std::set<const isolate::Slot*> handed_out_;
   SlotPoolStats stats_;
 };
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "jailpool.pb.h"
@@ -20,6 +21,7 @@ struct TemplatePoolStats {
   size_t created = 0;   // templates built
   size_t reused = 0;    // acquisitions served by an idle template
   size_t replaced = 0;  // dead templates found and dropped
+  size_t outdated = 0;  // dropped because the host's files changed (invalidate)
   size_t idle = 0;
 };
 
@@ -37,12 +39,17 @@ class TemplatePool {
   // Builds templates until `count` are idle for `profile`.
   void prefill(const Profile& profile, size_t count);
 
+  // The host's files under the profiles' binds changed (isolate/host_watch.h): no template built
+  // before now serves another job. Idle ones are destroyed now, those handed out at release.
+  void invalidate();
+
   TemplatePoolStats stats() const;
 
  private:
   size_t max_idle_;
   std::map<const Profile*, std::vector<std::unique_ptr<isolate::JailTemplate>>> idle_;
   TemplatePoolStats stats_;
+  std::set<const isolate::JailTemplate*> handed_out_, outdated_;
 };
 
 }  // namespace jailpool::pool

@@ -26,6 +26,7 @@
 #include "config/profile.h"
 #include "isolate/cgroup.h"
 #include "isolate/files.h"
+#include "isolate/host_watch.h"
 #include "isolate/jail.h"
 #include "isolate/perf_counter.h"
 #include "isolate/seccomp.h"

@@ -22,6 +22,7 @@ namespace jailpool::isolate {
 class CgroupSystem;
 class Jail;
 struct JailConfig;
+class HostWatch;
 class JobCgroup;
 struct PerfSupport;
 }  // namespace jailpool::isolate
@@ -162,6 +163,13 @@ class Executor {
   // second, not once a job. The exec stays the authority: a program removed since fails there,
   // with the jail's SETUP_ERROR.
   std::map<std::string, uint64_t> programs_found_;
+  // Names created, removed or moved on the host under the profiles' read-only binds: slots and
+  // templates built before such a change may not show it (isolate/host_watch.h), and are
+  // replaced. Checked (one read) before a job takes a slot or a template.
+  std::unique_ptr<isolate::HostWatch> host_watch_;
+  bool host_watch_tried_ = false;
+  void watch_profile(const Profile& profile);
+  void notice_host_changes();
   void check_program(const isolate::JailConfig& config);
   const Profile* intern_profile(const Profile& profile);
   // Copy-in and copy-out off the loop (file_work.h), made at the first job with files.

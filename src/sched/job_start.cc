@@ -24,6 +24,7 @@
 #include "config/profile.h"
 #include "isolate/cgroup.h"
 #include "isolate/files.h"
+#include "isolate/host_watch.h"
 #include "isolate/jail.h"
 #include "isolate/perf_counter.h"
 #include "isolate/seccomp.h"
@@ -171,8 +172,47 @@ const Profile* Executor::intern_profile(const Profile& profile) {
   auto it = interned_profiles_.find(key);
   if (it == interned_profiles_.end()) {
     it = interned_profiles_.emplace(std::move(key), std::make_unique<Profile>(profile)).first;
+    watch_profile(*it->second);
   }
   return it->second.get();
+}
+
+void Executor::watch_profile(const Profile& profile) {
+  if (!slots_ && !templates_) return;  // fresh jails mount their overlays per job
+  if (!host_watch_tried_) {
+    host_watch_tried_ = true;
+    std::string why;
+    host_watch_ = isolate::HostWatch::create(&why);
+    if (!host_watch_) {
+      fmt::print(stderr,
+                 "jailpool: cannot watch the host's files ({}): a file replaced on the host may "
+                 "keep its old content in slots and templates built before\n",
+                 why);
+    }
+  }
+  if (!host_watch_) return;
+  try {
+    host_watch_->add_profile(profile);
+  } catch (const Error& e) {
+    fmt::print(stderr,
+               "jailpool: profile {}: {}: a file replaced there may keep its old content in "
+               "slots and templates built before\n",
+               profile.name().empty() ? "(unnamed)" : profile.name(), e.what());
+  }
+}
+
+void Executor::notice_host_changes() {
+  if (!host_watch_) return;
+  bool changed = false;
+  try {
+    changed = host_watch_->changed();
+  } catch (const Error& e) {
+    fmt::print(stderr, "jailpool: {}\n", e.what());
+    changed = true;
+  }
+  if (!changed) return;
+  if (slots_) slots_->invalidate();
+  if (templates_) templates_->invalidate();
 }
 
 void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running>>& running,
@@ -222,6 +262,7 @@ void Executor::start_job(JobRequest request, std::vector<std::unique_ptr<Running
       config.cwd_mount_fd = r.scratch->fd();
     }
     check_program(config);  // before anything is opened, created or started
+    notice_host_changes();  // before a slot or template is taken
 
     // stdin: the front end's fd, a host file, jailpool's own stdin, or /dev/null.
     UniqueFd in;
