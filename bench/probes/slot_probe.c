@@ -97,42 +97,14 @@ static pid_t spawn(int (*fn)(void*)) {
 }
 
 static void install_filter(void) {
-  static const char* deny[] = {"mount",
-                               "umount2",
-                               "setns",
-                               "pivot_root",
-                               "chroot",
-                               "bpf",
-                               "perf_event_open",
-                               "userfaultfd",
-                               "keyctl",
-                               "add_key",
-                               "request_key",
-                               "ptrace",
-                               "process_vm_readv",
-                               "process_vm_writev",
-                               "kexec_load",
-                               "init_module",
-                               "finit_module",
-                               "delete_module",
-                               "open_by_handle_at",
-                               "name_to_handle_at",
-                               "acct",
-                               "swapon",
-                               "swapoff",
-                               "reboot",
-                               "settimeofday",
-                               "clock_settime",
-                               "syslog",
-                               "io_uring_setup",
-                               "io_uring_enter",
-                               "fsopen",
-                               "fsmount",
-                               "open_tree",
-                               "move_mount",
-                               "iopl",
-                               "ioperm",
-                               "quotactl"};
+  // clang-format off
+  static const char* deny[] = {"mount", "umount2", "setns", "pivot_root", "chroot", "bpf",
+      "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key", "ptrace",
+      "process_vm_readv", "process_vm_writev", "kexec_load", "init_module", "finit_module",
+      "delete_module", "open_by_handle_at", "name_to_handle_at", "acct", "swapon", "swapoff",
+      "reboot", "settimeofday", "clock_settime", "syslog", "io_uring_setup", "io_uring_enter",
+      "fsopen", "fsmount", "open_tree", "move_mount", "iopl", "ioperm", "quotactl"};
+  // clang-format on
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   for (size_t i = 0; i < sizeof deny / sizeof *deny; ++i)
     seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, seccomp_syscall_resolve_name(deny[i]), 0);
