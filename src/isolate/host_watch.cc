@@ -103,8 +103,14 @@ bool HostWatch::changed() {
     if (n < 0 && errno == EAGAIN) break;
     if (n < 0) throw_errno("read fanotify");
     if (n == 0) break;
-    auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
-    for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+    // Events are as long as their names: one after another, at any alignment (copied out).
+    for (size_t off = 0; off + sizeof(struct fanotify_event_metadata) <= static_cast<size_t>(n);) {
+      struct fanotify_event_metadata meta;
+      std::memcpy(&meta, buf + off, sizeof meta);
+      if (meta.event_len < sizeof meta || off + meta.event_len > static_cast<size_t>(n)) break;
+      const struct fanotify_event_metadata* m = &meta;
+      const char* event = buf + off;
+      off += meta.event_len;
       ++events_read_;
       if (m->fd >= 0) ::close(m->fd);  // none with fid reporting
       if (hit) continue;               // the rest is read only to empty the queue
@@ -112,8 +118,8 @@ bool HostWatch::changed() {
         hit = true;  // events were lost: any of them may have concerned us
         continue;
       }
-      const char* p = reinterpret_cast<const char*>(m) + m->metadata_len;
-      const char* end = reinterpret_cast<const char*>(m) + m->event_len;
+      const char* p = event + m->metadata_len;
+      const char* end = event + m->event_len;
       bool any = false;
       while (p + sizeof(struct fanotify_event_info_header) <= end) {
         struct fanotify_event_info_header hdr;
