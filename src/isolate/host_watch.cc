@@ -9,7 +9,9 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "common/error.h"
 
@@ -92,6 +94,30 @@ bool HostWatch::concerns(const std::string& path) const {
   return false;
 }
 
+std::optional<std::string> HostWatch::resolve_dir(const __kernel_fsid_t& fsid, const char* handle,
+                                                  size_t handle_len) const {
+  auto fs = filesystems_.find(fsid_key(fsid));
+  if (fs == filesystems_.end()) return std::nullopt;  // not a filesystem we marked
+  alignas(struct file_handle) char copy[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  std::memcpy(copy, handle, std::min(handle_len, sizeof copy));
+  int dfd = ::open_by_handle_at(fs->second.get(), reinterpret_cast<struct file_handle*>(copy),
+                                O_PATH | O_CLOEXEC);
+  if (dfd < 0) {
+    // A directory already removed (ESTALE): its own removal is reported in an ancestor that
+    // still exists, and judged there.
+    if (errno == ESTALE || errno == ENOENT) return std::string();
+    return std::nullopt;
+  }
+  char target[PATH_MAX];
+  ssize_t len = ::readlink(fmt::format("/proc/self/fd/{}", dfd).c_str(), target, sizeof target - 1);
+  ::close(dfd);
+  std::string dir;
+  if (len > 0) dir.assign(target, static_cast<size_t>(len));
+  if (dir.size() > 10 && dir.compare(dir.size() - 10, 10, " (deleted)") == 0) return std::string();
+  if (!dir.empty() && dir[0] != '/') return std::nullopt;  // outside the mount we resolve through
+  return dir;
+}
+
 bool HostWatch::changed() {
   alignas(struct fanotify_event_metadata) char buf[16384];
   bool hit = false;
@@ -138,36 +164,12 @@ bool HostWatch::changed() {
           key.append(handle, handle_len);
           auto it = dirs.find(key);
           if (it == dirs.end()) {
-            std::string dir;
-            auto fs = filesystems_.find(fsid_key(fid.fsid));
-            if (fs == filesystems_.end()) {
-              hit = true;  // not a filesystem we marked: be safe
+            std::optional<std::string> dir = resolve_dir(fid.fsid, handle, handle_len);
+            if (!dir) {
+              hit = true;  // cannot tell: be safe
               break;
             }
-            alignas(struct file_handle) char copy[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-            std::memcpy(copy, handle, std::min(handle_len, sizeof copy));
-            int dfd = ::open_by_handle_at(
-                fs->second.get(), reinterpret_cast<struct file_handle*>(copy), O_PATH | O_CLOEXEC);
-            if (dfd >= 0) {
-              char target[PATH_MAX];
-              ssize_t len = ::readlink(fmt::format("/proc/self/fd/{}", dfd).c_str(), target,
-                                       sizeof target - 1);
-              ::close(dfd);
-              if (len > 0) dir.assign(target, static_cast<size_t>(len));
-              if (dir.size() > 10 && dir.compare(dir.size() - 10, 10, " (deleted)") == 0) {
-                dir.clear();
-              }
-              if (!dir.empty() && dir[0] != '/') {
-                hit = true;  // outside the mount we resolve through: be safe
-                break;
-              }
-            } else if (errno != ESTALE && errno != ENOENT) {
-              hit = true;  // cannot tell
-              break;
-            }
-            // A directory already removed (ESTALE): its own removal is reported in an
-            // ancestor that still exists, and judged there.
-            it = dirs.emplace(std::move(key), std::move(dir)).first;
+            it = dirs.emplace(std::move(key), std::move(*dir)).first;
           }
           if (!it->second.empty()) {
             std::string path =

@@ -13,11 +13,13 @@
 // of unrelated directories are read and dropped, each directory resolved once per read.
 #pragma once
 
+#include <linux/types.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,10 @@ class HostWatch {
  private:
   HostWatch() = default;
   bool concerns(const std::string& path) const;
+  // The path of a directory an event names (fanotify's fsid and file handle): "" when it is
+  // gone, nullopt when that cannot be told.
+  std::optional<std::string> resolve_dir(const __kernel_fsid_t& fsid, const char* handle,
+                                         size_t handle_len) const;
 
   UniqueFd fd_;
   std::vector<std::string> paths_;

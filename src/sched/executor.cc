@@ -462,20 +462,12 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
       if (it == by_serial.end()) continue;  // a stale timer of a finished job
       Running& r = *it->second;
       try {
-        uint64_t output_limit =
-            r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
         switch (kind) {
           case kStdout:
           case kStderr: {
             OutputPipe& pipe = r.out[kind == kStdout ? 0 : 1];
             if (!pipe.open) break;
-            bool over = false;
-            bool more = drain(pipe, output_limit, &over);
-            if (over && r.killed_for == VerdictFacts::Kill::kNone) {
-              r.mark_killed(VerdictFacts::Kill::kOutput);
-              r.kill_job(*loop_);
-            }
-            if (more) {
+            if (read_output(r, kind == kStdout ? 0 : 1)) {
               loop_->watch_readable(pipe.fd, c.token);
             } else {
               pipe.open = false;
@@ -577,6 +569,16 @@ void Executor::run_loop(const Pull& pull, int wake_fd, const std::function<void(
   }
 }
 
+bool Executor::read_output(Running& r, int stream) {
+  bool over = false;
+  bool more = drain(r.out[stream], r.output_limit(), &over);
+  if (over && r.killed_for == VerdictFacts::Kill::kNone) {
+    r.mark_killed(VerdictFacts::Kill::kOutput);
+    r.kill_job(*loop_);
+  }
+  return more;
+}
+
 void Executor::on_slot_output(std::vector<std::unique_ptr<Running>>& running, uint64_t slot_id,
                               int stream, uint64_t token) {
   Running* job = nullptr;
@@ -589,20 +591,9 @@ void Executor::on_slot_output(std::vector<std::unique_ptr<Running>>& running, ui
     slot_output_watches_.erase(slot_id * 2 + stream);
     return;
   }
-  Running& r = *job;
-  OutputPipe& pipe = r.out[stream];
-  bool more = false;  // a job whose stream is not captured leaves the slot's pipe unused
-  if (pipe.open) {
-    uint64_t limit = r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
-    bool over = false;
-    more = drain(pipe, limit, &over);
-    if (over && r.killed_for == VerdictFacts::Kill::kNone) {
-      r.mark_killed(VerdictFacts::Kill::kOutput);
-      r.kill_job(*loop_);
-    }
-  }
-  if (more) {
-    loop_->watch_readable(r.slot->output_read_fd(stream), token);
+  // A job whose stream is not captured leaves the slot's pipe unused.
+  if (job->out[stream].open && read_output(*job, stream)) {
+    loop_->watch_readable(job->slot->output_read_fd(stream), token);
   } else {
     slot_output_watches_.erase(slot_id * 2 + stream);
   }

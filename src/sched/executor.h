@@ -139,6 +139,9 @@ class Executor {
   void finish_job(Running& job, bool init_done);
   // Reads the rest of the job's captured output and closes its side of the pipes.
   void drain_outputs(Running& job);
+  // Reads what the job's stream (0: stdout, 1: stderr) has now; kills the job past its output
+  // limit. False at the stream's end.
+  bool read_output(Running& job, int stream);
   // A slot's stdout (0) or stderr (1) pipe is readable: read it into its running job's output.
   void on_slot_output(std::vector<std::unique_ptr<Running>>& running, uint64_t slot_id, int stream,
                       uint64_t token);

@@ -131,6 +131,10 @@ struct Executor::Running {
   // kKillGrace found it still running: its result was given up on (at least one survivor).
   bool outlived_kill = false;
   uint64_t exec_ns() const { return jail ? jail->exec_ns() : slot ? slot->exec_ns() : 0; }
+  // What its output (each stream) and each copy_out file may hold.
+  uint64_t output_limit() const {
+    return limits.has_output_bytes() ? limits.output_bytes() : kDefaultCaptureLimit;
+  }
   std::vector<UniqueFd> job_side_fds;  // closed right after the start
   OutputPipe out[2];
   // The working directory of a job with copy_in/copy_out: alive until its files are collected.

@@ -93,20 +93,16 @@ bool drain(OutputPipe& pipe, uint64_t limit, bool* over_limit) {
 }
 
 void Executor::collect_files(Running& r) {
-  const Limits& limits = r.limits;
-  uint64_t output_limit = limits.has_output_bytes() ? limits.output_bytes() : kDefaultCaptureLimit;
   for (const CopyOut& file : r.request.spec.copy_out()) {
-    r.collected.push_back(isolate::collect_file(r.scratch->fd(), file, output_limit));
+    r.collected.push_back(isolate::collect_file(r.scratch->fd(), file, r.output_limit()));
   }
 }
 
 void Executor::drain_outputs(Running& r) {
-  uint64_t output_limit =
-      r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
   for (auto& pipe : r.out) {
     if (!pipe.open) continue;
     bool over = false;
-    drain(pipe, output_limit, &over);
+    drain(pipe, r.output_limit(), &over);
     if (over && r.killed_for == VerdictFacts::Kill::kNone)
       r.killed_for = VerdictFacts::Kill::kOutput;
     pipe.open = false;
@@ -142,8 +138,6 @@ void Executor::finish_job(Running& r, bool init_done) {
   if (r.jail_template) templates_->release(std::move(r.jail_template));
   drain_outputs(r);
   isolate::CgroupStats stats = stats_read ? *stats_read : r.cgroup->read_stats();
-  uint64_t output_limit =
-      r.limits.has_output_bytes() ? r.limits.output_bytes() : kDefaultCaptureLimit;
 
   JobResult& res = r.result;
   if (outcome.seccomp_denied_nr >= 0 && r.killed_for == VerdictFacts::Kill::kNone) {
@@ -222,7 +216,7 @@ void Executor::finish_job(Running& r, bool init_done) {
                       r.limits.memory_bytes(), stats.oom_kills));
       break;
     case OUTPUT_LIMIT_EXCEEDED:
-      res.set_message(fmt::format("output limit {} bytes exceeded", output_limit));
+      res.set_message(fmt::format("output limit {} bytes exceeded", r.output_limit()));
       break;
     case SECCOMP_VIOLATION:
       if (!r.seccomp_syscall.empty()) {
